@@ -1,0 +1,32 @@
+"""Process-level JAX set-up for experiment binaries (called once at the top of main)."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+from absl import logging
+
+# Environment variables by which a cluster says "this is one process of a multi-process job"; with any of
+# them present jax.distributed.initialize() can discover the coordinator by itself.
+_MULTIHOST_HINTS = ("JAX_COORDINATOR_ADDRESS", "MEGASCALE_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES")
+
+
+def _is_multihost_env() -> bool:
+  if any(os.environ.get(k) for k in _MULTIHOST_HINTS):
+    hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
+    return "," in hosts or not hosts
+  for key in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+    if int(os.environ.get(key, "1") or 1) > 1:
+      return True
+  return False
+
+
+def initialize() -> None:
+  """Multi-host start when the environment says so, partitionable RNG, one log line per device kind."""
+  if _is_multihost_env() and not jax.distributed.is_initialized():
+    jax.distributed.initialize()
+  jax.config.update("jax_threefry_partitionable", True)
+  logging.info("JAX %s: process %d/%d, %d local / %d global devices (%s)", jax.__version__,
+               jax.process_index(), jax.process_count(), jax.local_device_count(), jax.device_count(),
+               jax.devices()[0].device_kind)

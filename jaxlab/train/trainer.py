@@ -1,0 +1,262 @@
+"""The one jaxlab trainer: experiments supply a Task (init, loss, data); they never copy this loop.
+
+Phases, top to bottom: mesh → data checks → shape-only init (jax.eval_shape) → shardings from the
+logical rules → jitted step with donated state → restore (or sharded init) → loop (log, eval, save).
+
+Restarting the same command with the same workdir resumes from the latest checkpoint: params, optimiser
+state, step, RNG and the data iterator's position come back, so N + N steps equal 2N uninterrupted steps.
+A checkpoint that cannot be read is a loud CheckpointError, never a silent restart from step 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from jaxlab.train import checkpoint as ckpt_lib
+from jaxlab.train import mesh as mesh_lib
+from jaxlab.train import metrics as metrics_lib
+from jaxlab.train import optim
+from jaxlab.train import step as step_lib
+
+Batch = Mapping[str, np.ndarray]
+
+
+@dataclasses.dataclass
+class Task:
+  """What an experiment hands to the trainer.
+
+  Attributes:
+    init_params: ``rng -> params``; may return flax-boxed params (nn.with_logical_partitioning), whose
+      logical names give the parameter shardings. Called under jax.eval_shape first, then jitted.
+    loss_fn: ``(params, batch, rng) -> (mean loss, dict of scalar metrics)``.
+    train_data: a grain iterator (get_state/set_state) yielding this host's share of each global batch as
+      a dict of numpy arrays with a leading batch dimension.
+    eval_step: optional ``(params, batch) -> dict of sums`` with a 'weight' entry; means are reported.
+    eval_data: optional zero-argument callable returning a fresh iterable of eval batches.
+    tokens_per_example: for tokens/s (sequence length for an LM, 1 otherwise).
+    flops_per_example: model FLOPs of one example's forward+backward (e.g. 6·N·T + attention for an LM);
+      None falls back to XLA's cost analysis of the compiled step.
+    on_eval: optional host-side hook ``(state, step) -> dict`` run after each eval (e.g. sampling).
+  """
+  init_params: Callable[[jax.Array], Any]
+  loss_fn: step_lib.LossFn
+  train_data: Iterator[Batch]
+  eval_step: step_lib.EvalFn | None = None
+  eval_data: Callable[[], Iterable[Batch]] | None = None
+  tokens_per_example: int = 1
+  flops_per_example: float | None = None
+  on_eval: Callable[[step_lib.TrainState, int], Mapping[str, float]] | None = None
+
+
+@dataclasses.dataclass
+class TrainResult:
+  state: step_lib.TrainState
+  train_metrics: dict[str, float]
+  eval_metrics: dict[str, float]
+  start_step: int
+
+
+REQUIRED_KEYS = ("seed", "total_steps", "batch_size", "log_every", "eval_every", "checkpoint_every", "mesh",
+                 "optimizer")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the trainer's part of a config; errors name the key."""
+  missing = [k for k in REQUIRED_KEYS if k not in config]
+  if missing:
+    raise ValueError(f"config is missing trainer keys {missing}")
+  for key in ("total_steps", "batch_size", "log_every"):
+    if int(config[key]) <= 0:
+      raise ValueError(f"config.{key}={config[key]} must be positive")
+  for key in ("eval_every", "checkpoint_every"):
+    if int(config[key]) < 0:
+      raise ValueError(f"config.{key}={config[key]} must be ≥ 0 (0 disables)")
+  ema = float(config.get("ema_decay", 0.0))
+  if not 0.0 <= ema < 1.0:
+    raise ValueError(f"config.ema_decay={ema} must be in [0, 1)")
+
+
+def state_shardings(abstract_state: step_lib.TrainState, param_shardings, tx, mesh) -> step_lib.TrainState:
+  """Shardings for a TrainState: optimiser leaves that mirror params get the params' shardings."""
+  repl = mesh_lib.replicated(mesh)
+  opt = optax.tree_map_params(tx, lambda _, s: s, abstract_state.opt_state, param_shardings,
+                              transform_non_params=lambda _: repl,
+                              is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
+  return step_lib.TrainState(step=repl, params=param_shardings, opt_state=opt, rng=repl,
+                             ema_params=param_shardings if abstract_state.ema_params is not None else None)
+
+
+def param_count_table(params) -> str:
+  """Parameter counts per top-level module and in total, as a small text table."""
+  rows: dict[str, int] = {}
+  for path, x in jax.tree_util.tree_leaves_with_path(params):
+    top = str(getattr(path[0], "key", path[0])) if path else "<root>"
+    rows[top] = rows.get(top, 0) + int(np.prod(x.shape))
+  width = max([len(k) for k in rows] + [5])
+  lines = [f"{k:<{width}}  {v:>12,}" for k, v in rows.items()]
+  lines.append(f"{'total':<{width}}  {sum(rows.values()):>12,}")
+  return "\n".join(lines)
+
+
+def to_global(batch: Batch, sharding: jax.sharding.NamedSharding) -> dict[str, jax.Array]:
+  """Host-local numpy batch -> global jax.Arrays sharded over the batch axes."""
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+
+
+def evaluate(eval_fn, params, batches: Iterable[Batch], sharding) -> dict[str, float]:
+  """Sums ``eval_fn`` over the batches on device; one host transfer at the end."""
+  total = None
+  for batch in batches:
+    sums = eval_fn(params, to_global(batch, sharding))
+    total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+  if total is None:
+    raise ValueError("the eval data produced no batches")
+  return step_lib.reduce_eval_sums(jax.device_get(total))
+
+
+class Trainer:
+  """Builds everything for a Task under a config; ``run()`` trains to ``config.total_steps``."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, task: Task,
+               devices: list[jax.Device] | None = None):
+    validate_config(config)
+    self.config, self.workdir, self.task = config, workdir, task
+    # Phase 1: mesh and rules (``devices`` restricts the mesh, e.g. to one device in tests).
+    self.mesh = mesh_lib.make_mesh(config.mesh, devices)
+    self.rules = mesh_lib.rules_from_config(config.get("sharding_rules"))
+    self.num_micro = int(config.get("num_microbatches", 1))
+    mesh_lib.check_batch_divisible(int(config.batch_size), self.mesh, self.num_micro)
+    self.batch_sharding = mesh_lib.batch_sharding(self.mesh)
+    # Phase 2: optimiser.
+    self.tx, self.schedule = optim.make_optimizer(config.optimizer, int(config.total_steps))
+    self.ema_decay = float(config.get("ema_decay", 0.0))
+    rng = jax.random.PRNGKey(int(config.seed))
+    self.init_rng, self.train_rng = jax.random.split(rng)
+    # Phase 3: shape-only init and shardings.
+    with self.scope():
+      boxed = jax.eval_shape(task.init_params, self.init_rng)
+      param_shardings = nn.logical_to_mesh_sharding(nn.get_partition_spec(boxed), self.mesh, self.rules)
+      self.abstract_state = jax.eval_shape(self._init_state, self.init_rng)
+      self.shardings = state_shardings(self.abstract_state, param_shardings, self.tx, self.mesh)
+    # Phase 4: jitted steps (state donated).
+    step_fn = step_lib.make_train_step(task.loss_fn, self.tx, self.schedule, num_microbatches=self.num_micro,
+                                       ema_decay=self.ema_decay)
+    self.train_step = jax.jit(step_fn, in_shardings=(self.shardings, self.batch_sharding),
+                              out_shardings=(self.shardings, mesh_lib.replicated(self.mesh)), donate_argnums=0)
+    self.eval_step = None
+    if task.eval_step is not None:
+      self.eval_step = jax.jit(task.eval_step, in_shardings=(self.shardings.params, self.batch_sharding),
+                               out_shardings=mesh_lib.replicated(self.mesh))
+    self.checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                              max_to_keep=int(config.get("keep_checkpoints", 3)))
+
+  def scope(self) -> contextlib.ExitStack:
+    """Mesh + logical rules context, active while tracing model code."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(jax.set_mesh(self.mesh))
+    stack.enter_context(nn.logical_axis_rules(self.rules))
+    return stack
+
+  def _init_state(self, rng):
+    params = nn.unbox(self.task.init_params(rng))
+    return step_lib.init_train_state(params, self.tx, self.train_rng, use_ema=self.ema_decay > 0)
+
+  def abstract_with_shardings(self):
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        self.abstract_state, self.shardings)
+
+  def init_or_restore(self) -> step_lib.TrainState:
+    """Restores the latest checkpoint in the workdir (loud on failure) or initialises sharded state."""
+    latest = self.checkpointer.latest_step()
+    if latest is not None:
+      state, _ = self.checkpointer.restore(latest, self.abstract_with_shardings(), self.task.train_data)
+      logging.info("Resumed from %s at step %d", self.checkpointer.directory, int(state.step))
+      return state
+    with self.scope():
+      return jax.jit(self._init_state, out_shardings=self.shardings)(self.init_rng)
+
+  def params_for_eval(self, state):
+    return state.ema_params if state.ema_params is not None else state.params
+
+  def run_eval(self, state) -> dict[str, float]:
+    if self.eval_step is None or self.task.eval_data is None:
+      return {}
+    with self.scope():
+      return evaluate(self.eval_step, self.params_for_eval(state), self.task.eval_data(), self.batch_sharding)
+
+  def run(self) -> TrainResult:
+    cfg, task = self.config, self.task
+    total = int(cfg.total_steps)
+    writer = metrics_lib.MetricWriter(self.workdir)
+    state = self.init_or_restore()
+    start = int(jax.device_get(state.step))
+    logging.info("Parameters:\n%s", param_count_table(state.params))
+    global_batch = int(cfg.batch_size)
+    flops = task.flops_per_example * global_batch if task.flops_per_example else None
+    peak = float(cfg.get("peak_flops_per_device", 0.0)) or None
+    if peak is None and cfg.get("measure_peak", True):
+      peak = metrics_lib.measure_matmul_peak()
+      logging.info("Measured matmul peak: %.1f GFLOP/s per device", peak / 1e9)
+    peak_total = peak * self.mesh.size if peak else None
+    progress = metrics_lib.Progress(total, start, global_batch, global_batch * task.tokens_per_example,
+                                    flops, peak_total)
+    train_metrics: dict[str, float] = {}
+    eval_metrics: dict[str, float] = {}
+    pending: list[dict] = []
+    compiled = None
+    try:
+      for step in range(start, total):
+        batch = to_global(next(task.train_data), self.batch_sharding)
+        if compiled is None:
+          t0 = time.perf_counter()
+          with self.scope():
+            compiled = self.train_step.lower(state, batch).compile()
+          if flops is None:
+            per_device = metrics_lib.compiled_flops(compiled)
+            flops = per_device * self.mesh.size if per_device else None
+            progress.flops = flops
+          logging.info("Compiled the train step in %.1f s", time.perf_counter() - t0)
+          progress.reset(step)
+        state, m = compiled(state, batch)
+        pending.append(m)
+        done = step + 1
+        if done % int(cfg.log_every) == 0 or done == total:
+          host = jax.device_get(pending)
+          train_metrics = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+          train_metrics.update(progress.update(done))
+          pending = []
+          writer.write(done, train_metrics, prefix="train/")
+          logging.info("%s", progress.line(done, train_metrics))
+        if int(cfg.eval_every) and (done % int(cfg.eval_every) == 0 or done == total):
+          eval_metrics = self.run_eval(state)
+          if task.on_eval is not None:
+            eval_metrics.update(task.on_eval(state, done) or {})
+          if eval_metrics:
+            writer.write(done, eval_metrics, prefix="eval/")
+            logging.info("eval @ %d: %s", done, {k: round(v, 4) for k, v in eval_metrics.items()})
+          progress.reset(done)
+        if int(cfg.checkpoint_every) and (done % int(cfg.checkpoint_every) == 0 or done == total):
+          self.checkpointer.save(done, state, task.train_data, cfg)
+    finally:
+      self.checkpointer.close()
+      writer.close()
+    return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics, start_step=start)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, task: Task,
+          devices: list[jax.Device] | None = None) -> TrainResult:
+  """Builds a Trainer and runs it to ``config.total_steps`` (resuming when the workdir has checkpoints)."""
+  return Trainer(config, workdir, task, devices).run()
