@@ -1,0 +1,295 @@
+"""Decoder-only transformer language model (Llama- and GPT-2-style) built from jaxlab.nn parts.
+
+`TransformerConfig` describes the architecture; `llama_config` and `gpt2_config` give the two
+families. `DecoderLM` is a plain Python loop of pre-norm `Block`s (no nn.scan), so parameter paths
+are simple and stable: embed/embedding, layers_0/attn/query/kernel, layers_0/mlp/wi_gate/kernel, ...
+(pinned by tests/nn/test_transformer.py; rename nothing without a checkpoint migration).
+
+Decoding: `model.init(rng, tokens, decode=True)` (or `init_cache(model, batch_size)`) creates a
+'cache' collection with one KV cache of `config.max_len` slots per layer plus the LM's
+`position_index` [batch], the number of real (non-padding) tokens seen so far by each sequence.
+Then call `model.apply({'params': p, 'cache': c}, tokens, decode=True, mutable=['cache'])` with a
+prompt (prefill) and then one token at a time.
+
+Positions: when `positions` is None they are computed from `padding` so that left-padded batches
+need no bookkeeping: each real token gets the count of real tokens before it (in decode mode plus
+`position_index`). Without padding this is arange(length) (plus the tokens already decoded). Pass
+`positions` explicitly to override (e.g. packed documents).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from jaxlab.nn.attention import Attention, causal_mask, combine_masks
+from jaxlab.nn.layers import Embed, LayerNorm, Mlp, RMSNorm
+
+Array = jax.Array
+
+_NORMS = ('rms', 'layer')
+_MLPS = ('swiglu', 'gelu')
+_POSITIONS = ('rope', 'learned')
+_MIXERS = ('attention',)  # extend together with make_mixer.
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  """Architecture of a decoder-only LM. Parameters are always float32; `dtype` is the compute dtype."""
+  vocab_size: int                 # Output classes / embedding rows.
+  num_layers: int                 # Number of Blocks.
+  embed_dim: int                  # Residual stream width.
+  num_heads: int                  # Query heads per attention layer.
+  num_kv_heads: int | None = None  # Key/value heads (grouped-query); None -> num_heads.
+  head_dim: int | None = None     # Features per head; None -> embed_dim // num_heads.
+  mlp_dim: int = 0                # MLP hidden width; 0 -> 4 * embed_dim.
+  max_len: int = 2048             # Learned position table size and KV cache length.
+  norm: str = 'rms'               # 'rms' (RMSNorm) or 'layer' (LayerNorm with bias).
+  norm_eps: float = 1e-5          # Epsilon of every norm.
+  mlp: str = 'swiglu'             # 'swiglu' or 'gelu' (tanh approximation).
+  pos: str = 'rope'               # 'rope' (1D rotary in attention) or 'learned' (added table).
+  rope_base: float = 10000.       # RoPE wavelength base.
+  tie_embeddings: bool = True     # Output head is embed.attend (else a separate lm_head).
+  use_bias: bool = False          # Biases in attention and MLP projections (GPT-2: True).
+  dropout_rate: float = 0.        # Embedding, attention-weight and residual dropout.
+  dtype: str = 'float32'          # Compute dtype name ('float32', 'bfloat16', ...).
+  mixer: str = 'attention'        # Sequence mixer of each Block (see make_mixer).
+  qk_norm: bool = False           # RMSNorm on per-head q and k (Qwen3/OLMo2 style).
+
+  def __post_init__(self):
+    for name in ('vocab_size', 'num_layers', 'embed_dim', 'num_heads', 'max_len'):
+      if getattr(self, name) <= 0:
+        raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
+    for name in ('num_kv_heads', 'head_dim'):
+      if getattr(self, name) is not None and getattr(self, name) <= 0:
+        raise ValueError(f'{name} must be positive or None, got {getattr(self, name)}.')
+    if self.mlp_dim < 0:
+      raise ValueError(f'mlp_dim must be >= 0 (0 means 4 * embed_dim), got {self.mlp_dim}.')
+    if self.num_heads % self.resolved_kv_heads:
+      raise ValueError(f'num_heads ({self.num_heads}) must be divisible by num_kv_heads '
+                       f'({self.resolved_kv_heads}).')
+    if self.head_dim is None and self.embed_dim % self.num_heads:
+      raise ValueError(f'embed_dim ({self.embed_dim}) must be divisible by num_heads '
+                       f'({self.num_heads}) when head_dim is None.')
+    for name, allowed in (('norm', _NORMS), ('mlp', _MLPS), ('pos', _POSITIONS), ('mixer', _MIXERS)):
+      if getattr(self, name) not in allowed:
+        raise ValueError(f'Unknown {name} {getattr(self, name)!r}; expected one of {allowed}.')
+    if self.pos == 'rope' and self.resolved_head_dim % 2:
+      raise ValueError(f'head_dim must be even for pos="rope", got {self.resolved_head_dim}.')
+    if not 0. <= self.dropout_rate < 1.:
+      raise ValueError(f'dropout_rate must be in [0, 1), got {self.dropout_rate}.')
+    if self.norm_eps <= 0 or self.rope_base <= 0:
+      raise ValueError(f'norm_eps ({self.norm_eps}) and rope_base ({self.rope_base}) must be positive.')
+    try:
+      jnp.dtype(self.dtype)
+    except TypeError as e:
+      raise ValueError(f'dtype {self.dtype!r} is not a dtype name.') from e
+
+  @property
+  def resolved_head_dim(self) -> int:
+    return self.head_dim if self.head_dim is not None else self.embed_dim // self.num_heads
+
+  @property
+  def resolved_kv_heads(self) -> int:
+    return self.num_kv_heads if self.num_kv_heads is not None else self.num_heads
+
+  @property
+  def resolved_mlp_dim(self) -> int:
+    return self.mlp_dim or 4 * self.embed_dim
+
+  @property
+  def compute_dtype(self) -> jnp.dtype:
+    return jnp.dtype(self.dtype)
+
+  def num_params(self) -> int:
+    """Analytic parameter count of DecoderLM(self)."""
+    d, v, h, kv, hd, m = (self.embed_dim, self.vocab_size, self.num_heads, self.resolved_kv_heads,
+                          self.resolved_head_dim, self.resolved_mlp_dim)
+    bias = int(self.use_bias)
+    norm = d * (2 if self.norm == 'layer' else 1)
+    attn = d * (h + 2 * kv) * hd + h * hd * d + bias * ((h + 2 * kv) * hd + d)
+    attn += 2 * hd * int(self.qk_norm)
+    if self.mlp == 'swiglu':
+      mlp = 3 * d * m + bias * (2 * m + d)
+    else:
+      mlp = 2 * d * m + bias * (m + d)
+    total = v * d + self.num_layers * (2 * norm + attn + mlp) + norm
+    total += self.max_len * d if self.pos == 'learned' else 0
+    total += 0 if self.tie_embeddings else d * v
+    return total
+
+
+def llama_config(**overrides: Any) -> TransformerConfig:
+  """Llama family (RMSNorm, SwiGLU, RoPE, no biases); defaults are SmolLM2-135M's shape."""
+  base = dict(vocab_size=49152, num_layers=30, embed_dim=576, num_heads=9, num_kv_heads=3,
+              mlp_dim=1536, max_len=2048, norm='rms', norm_eps=1e-5, mlp='swiglu', pos='rope',
+              rope_base=100000., tie_embeddings=True, use_bias=False)
+  return TransformerConfig(**{**base, **overrides})
+
+
+def gpt2_config(**overrides: Any) -> TransformerConfig:
+  """GPT-2 family (LayerNorm eps 1e-5, tanh-GELU, learned positions, biases, tied embeddings).
+
+  Defaults are GPT-2 small (124M).
+  """
+  base = dict(vocab_size=50257, num_layers=12, embed_dim=768, num_heads=12, mlp_dim=3072,
+              max_len=1024, norm='layer', norm_eps=1e-5, mlp='gelu', pos='learned',
+              tie_embeddings=True, use_bias=True)
+  return TransformerConfig(**{**base, **overrides})
+
+
+def make_norm(config: TransformerConfig, name: str) -> nn.Module:
+  """The config's normalisation layer."""
+  if config.norm == 'rms':
+    return RMSNorm(epsilon=config.norm_eps, dtype=config.compute_dtype, name=name)
+  return LayerNorm(epsilon=config.norm_eps, dtype=config.compute_dtype, name=name)
+
+
+def make_mixer(config: TransformerConfig, name: str) -> nn.Module:
+  """The sequence mixer of one Block.
+
+  A mixer maps x [batch, length, embed] to [batch, length, embed] and accepts the keyword arguments
+  mask, positions, deterministic, decode, padding and head_override (see `Attention.__call__`).
+  Add new mixers here and to `_MIXERS`.
+  """
+  if config.mixer == 'attention':
+    return Attention(
+        num_heads=config.num_heads, num_kv_heads=config.resolved_kv_heads,
+        head_dim=config.resolved_head_dim, use_bias=config.use_bias, out_bias=config.use_bias,
+        rope='1d' if config.pos == 'rope' else 'none', rope_base=config.rope_base,
+        dropout_rate=config.dropout_rate, qk_norm=config.qk_norm, qk_norm_eps=config.norm_eps,
+        max_cache_len=config.max_len, dtype=config.compute_dtype, name=name)
+  raise ValueError(f'Unknown mixer {config.mixer!r}; expected one of {_MIXERS}.')
+
+
+class Block(nn.Module):
+  """Pre-norm residual block: x + mixer(norm(x)), then x + mlp(norm(x))."""
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x: Array, *, mask: Array | None = None, positions: Array | None = None,
+               deterministic: bool = True, decode: bool = False, padding: Array | None = None,
+               head_override: tuple[Array, Array] | None = None) -> Array:
+    """Applies the block.
+
+    Args:
+      x: [batch, length, embed] residual stream.
+      mask: bool mask for the mixer, [batch|1, heads|1, length, kv_len].
+      positions: [batch, length] positions.
+      deterministic: disables dropout when True.
+      decode: use the KV cache.
+      padding: [batch, length] bool, False = padding token.
+      head_override: (weights [batch, heads, length, kv_len], use [heads]) or None.
+
+    Returns:
+      [batch, length, embed].
+    """
+    cfg = self.config
+    h = make_mixer(cfg, 'attn')(
+        make_norm(cfg, 'attn_norm')(x), mask=mask, positions=positions, deterministic=deterministic,
+        decode=decode, padding=padding, head_override=head_override)
+    x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
+    x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+    h = Mlp(hidden_dim=cfg.resolved_mlp_dim, activation=cfg.mlp, use_bias=cfg.use_bias,
+            dtype=cfg.compute_dtype, name='mlp')(make_norm(cfg, 'mlp_norm')(x), deterministic)
+    x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
+    return nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+
+
+def positions_from_padding(padding: Array, offset: Array | int = 0) -> Array:
+  """Positions that skip padding: each real token gets offset + (number of real tokens before it).
+
+  Args:
+    padding: [batch, length] bool, False = padding.
+    offset: scalar or [batch] count of real tokens already processed.
+
+  Returns:
+    [batch, length] int32 (a padding token gets the position of the next real token).
+  """
+  counts = jnp.cumsum(padding.astype(jnp.int32), axis=-1) - padding.astype(jnp.int32)
+  return (jnp.asarray(offset, jnp.int32).reshape(-1, 1) + counts).astype(jnp.int32)
+
+
+class DecoderLM(nn.Module):
+  """Causal decoder-only language model."""
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, tokens: Array, *, positions: Array | None = None, mask: Array | None = None,
+               deterministic: bool = True, decode: bool = False, padding: Array | None = None,
+               attention_overrides: Sequence[tuple[Array, Array] | None] | None = None,
+               return_hidden: bool = False) -> Array | tuple[Array, Array]:
+    """Computes next-token logits.
+
+    Args:
+      tokens: [batch, length] int32 token ids.
+      positions: [batch, length] positions; default from `padding` (see module docstring).
+      mask: extra bool mask ANDed with the causal mask, [batch|1, 1|heads, length, length]
+        (document/packing masks); in decode mode [batch|1, 1|heads, length, max_len].
+      deterministic: disables dropout when True (else a 'dropout' rng is needed).
+      decode: use and update the KV cache (pass mutable=['cache']).
+      padding: [batch, length] bool, False = padding token (e.g. left-padded prompts); padding keys
+        are masked out and skipped by the default positions. Logits at padding tokens are unspecified.
+      attention_overrides: None or a sequence of num_layers entries, each None or
+        (weights [batch, heads, length, kv_len], use [heads] bool), forwarded as head_override.
+      return_hidden: also return the final-norm hidden states.
+
+    Returns:
+      logits [batch, length, vocab] float32, or (logits, hidden [batch, length, embed]) when
+      return_hidden.
+    """
+    cfg = self.config
+    b, t = tokens.shape
+    if attention_overrides is not None and len(attention_overrides) != cfg.num_layers:
+      raise ValueError(f'attention_overrides needs {cfg.num_layers} entries, '
+                       f'got {len(attention_overrides)}.')
+    real = jnp.ones((b, t), jnp.bool_) if padding is None else padding.astype(jnp.bool_)
+
+    offset = 0
+    if decode:
+      position_index = self.variable('cache', 'position_index', jnp.zeros, (b,), jnp.int32)
+      offset = position_index.value
+      if not self.is_initializing():
+        position_index.value = offset + jnp.sum(real, axis=-1, dtype=jnp.int32)
+    if positions is None:
+      positions = positions_from_padding(real, offset)
+
+    embed = Embed(cfg.vocab_size, cfg.embed_dim, dtype=cfg.compute_dtype, name='embed')
+    x = embed(tokens)
+    if cfg.pos == 'learned':
+      x = x + Embed(cfg.max_len, cfg.embed_dim, dtype=cfg.compute_dtype, name='pos_embed')(
+          positions.astype(jnp.int32))
+    x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+    x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+
+    if not decode:  # Decode mode builds its causal mask from the cache.
+      mask = combine_masks(causal_mask(t), mask)
+    for i in range(cfg.num_layers):
+      x = Block(cfg, name=f'layers_{i}')(
+          x, mask=mask, positions=positions, deterministic=deterministic, decode=decode,
+          padding=padding, head_override=None if attention_overrides is None else attention_overrides[i])
+
+    hidden = make_norm(cfg, 'final_norm')(x)
+    if cfg.tie_embeddings:
+      logits = embed.attend(hidden)
+    else:
+      logits = nn.Dense(cfg.vocab_size, use_bias=False, dtype=cfg.compute_dtype,
+                        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
+                                                                 ('embed', 'vocab')),
+                        name='lm_head')(hidden)
+    logits = nn.with_logical_constraint(logits.astype(jnp.float32), ('batch', 'length', 'vocab'))
+    return (logits, hidden) if return_hidden else logits
+
+
+def init_cache(model: DecoderLM, batch_size: int) -> Any:
+  """A zero-filled 'cache' collection for `batch_size` sequences of up to config.max_len tokens.
+
+  Uses jax.eval_shape, so no parameters are initialised.
+  """
+  tokens = jnp.zeros((batch_size, 1), jnp.int32)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, decode=True))['cache']
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
