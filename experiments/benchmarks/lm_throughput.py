@@ -95,24 +95,13 @@ def torch_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:
   return time_steps(run, n, warmup)
 
 
-def torch_matmul_peak(n: int = 2048) -> float:
-  import torch  # pylint: disable=import-outside-toplevel
-  a = torch.ones(n, n)
-  a @ a
+def host_matmul_peak(matmul, a, n: int = 2048) -> float:
+  """Best-of-5 FLOP/s of ``matmul(a, a)`` for an n×n fp32 array (numpy and torch run synchronously)."""
+  matmul(a, a)
   best = math.inf
   for _ in range(5):
     t0 = time.perf_counter()
-    a @ a
-    best = min(best, time.perf_counter() - t0)
-  return 2 * n ** 3 / best
-
-
-def numpy_matmul_peak(n: int = 2048) -> float:
-  a = np.ones((n, n), np.float32)
-  best = math.inf
-  for _ in range(5):
-    t0 = time.perf_counter()
-    a @ a
+    matmul(a, a)
     best = min(best, time.perf_counter() - t0)
   return 2 * n ** 3 / best
 
@@ -123,11 +112,13 @@ def main(argv):
   batch, seq = _BATCH.value or lm.batch_size, _SEQ.value or lm.data.seq_len
   cfg = model_config(lm.data.vocab_size, seq)
   flops_per_step = flops_lib.lm_train_flops_per_token(cfg, seq) * batch * seq
-  peaks = {"numpy": numpy_matmul_peak(), "jax": metrics.measure_matmul_peak()}
+  peaks = {"numpy": host_matmul_peak(np.matmul, np.ones((2048, 2048), np.float32)),
+           "jax": metrics.measure_matmul_peak()}
   t_jax = jax_step_time(cfg, batch, seq, _STEPS.value, _WARMUP.value)
   rows = [("jaxlab (jax.jit, flax)", t_jax, peaks["jax"])]
   try:
-    peaks["torch"] = torch_matmul_peak()
+    import torch  # pylint: disable=import-outside-toplevel
+    peaks["torch"] = host_matmul_peak(torch.matmul, torch.ones(2048, 2048))
     rows.append(("PyTorch 2.13 eager", torch_step_time(cfg, batch, seq, _STEPS.value, _WARMUP.value),
                  peaks["torch"]))
   except ImportError:
