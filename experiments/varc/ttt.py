@@ -61,6 +61,8 @@ class TTTRunner:
   cfg: ml_collections.ConfigDict
 
   def __post_init__(self):
+    if self.cfg.get('loop', 'python') != 'python':
+      raise ValueError(f"config.ttt.loop={self.cfg.loop!r}: only 'python' (one task after another) is implemented.")
     self.model = vit.VarcViT(dataclasses.replace(self.model_cfg, num_tasks=int(self.cfg.num_pseudo_tasks)))
     opt = ml_collections.ConfigDict(dict(
         name='adamw', learning_rate=float(self.cfg.learning_rate), schedule='warmup_cosine',
