@@ -1,7 +1,8 @@
 """The VARC experiment pieces: grain pipeline resumes, TTT+voting runs end to end, bad tasks are isolated."""
 
-import numpy as np
 import ml_collections
+import numpy as np
+import pytest
 
 from jaxlab.data import arc as arc_lib
 from jaxlab.data import arc_canvas as cv
@@ -48,6 +49,7 @@ def test_offline_pipeline_resumes_exactly():
   assert set(np.unique(want[0]['task_id'])) <= {0, 1, 2, 3}
 
 
+@pytest.mark.slow  # ~40 s on the shared 2-core CPU (compiles TTT step and predictor).
 def test_ttt_and_voting_end_to_end_with_a_failing_task():
   cfg = ml_collections.ConfigDict(dict(num_pseudo_tasks=3, steps=3, batch_size=4, learning_rate=1e-3,
                                        warmup_steps=1, grad_clip_norm=1.0, augment=True, view_tasks=3, draws=2))
