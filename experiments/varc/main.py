@@ -17,7 +17,6 @@ import json
 import os
 import time
 
-import flax.linen as nn
 import flax.serialization
 import jax
 import jax.numpy as jnp

@@ -1,5 +1,6 @@
 """The VARC experiment pieces: grain pipeline resumes, TTT+voting runs end to end, bad tasks are isolated."""
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -54,9 +55,9 @@ def test_ttt_and_voting_end_to_end_with_a_failing_task():
   cfg = ml_collections.ConfigDict(dict(num_pseudo_tasks=3, steps=3, batch_size=4, learning_rate=1e-3,
                                        warmup_steps=1, grad_clip_norm=1.0, augment=True, view_tasks=3, draws=2))
   runner = ttt_lib.TTTRunner(vit.vit_config('tiny', canvas=12, num_tasks=3), cfg)
-  init = runner.init_params(__import__('jax').random.PRNGKey(0))
-  tasks = {'ok': _task('ok'), 'big': arc_lib.ArcTask('big', ((np.zeros((20, 20), np.uint8),) * 2,),
-                                                     ((np.zeros((20, 20), np.uint8),) * 2,)), 'ok2': _task('ok2', seed=5)}
+  init = runner.init_params(jax.random.PRNGKey(0))
+  big = np.zeros((20, 20), np.uint8)
+  tasks = {'ok': _task('ok'), 'big': arc_lib.ArcTask('big', ((big, big),), ((big, big),)), 'ok2': _task('ok2', seed=5)}
   results = arc_eval.evaluate_tasks(list(tasks), lambda tid: runner.run(tasks[tid], init, seed=0))
   assert [r.task_id for r in results] == ['ok', 'big', 'ok2']
   assert results[1].error is not None and 'does not fit' in results[1].error

@@ -1,6 +1,5 @@
 """VARC ViT: shapes and sizes, task token unrotated and unmasked, key masking, and it can learn."""
 
-import dataclasses
 import time
 
 import flax.linen as nn
