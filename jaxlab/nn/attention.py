@@ -31,12 +31,12 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from jaxlab.nn.layers import RMSNorm, rope_1d
+from jaxlab.nn.layers import RMSNorm, rope_1d, rope_2d
 
 Array = jax.Array
 Dtype = Any
 
-_ROPE_KINDS = ('none', '1d')
+_ROPE_KINDS = ('none', '1d', '2d')
 
 
 def causal_mask(length: int) -> Array:
@@ -163,7 +163,9 @@ class Attention(nn.Module):
     head_dim: features per head.
     use_bias: biases on the query/key/value projections.
     out_bias: bias on the output projection.
-    rope: 'none' or '1d' (rope_1d on q and k at `positions`).
+    rope: 'none', '1d' (rope_1d on q and k at `positions` [batch, q_len]) or '2d' (rope_2d at
+      `positions` [batch, q_len, 2] of (row, col); `rotate_mask` leaves tokens such as task tokens
+      unrotated; not with decode).
     rope_base: RoPE wavelength base.
     dropout_rate: dropout on the attention weights (after capture and override).
     qk_norm: RMSNorm over head_dim on q and k (before RoPE), params `q_norm`, `k_norm`.
@@ -207,7 +209,7 @@ class Attention(nn.Module):
   def __call__(self, x: Array, *, mask: Array | None = None, positions: Array | None = None,
                deterministic: bool = True, decode: bool = False, padding: Array | None = None,
                head_override: tuple[Array, Array] | None = None,
-               kv_x: Array | None = None) -> Array:
+               kv_x: Array | None = None, rotate_mask: Array | None = None) -> Array:
     """Attends from `x` to itself (or to `kv_x`).
 
     Args:
@@ -224,6 +226,7 @@ class Attention(nn.Module):
         with use True the post-softmax weights are replaced by `weights` before multiplying V.
       kv_x: optional [batch, kv_len, embed] source of keys/values (cross-attention; not with decode
         or rope).
+      rotate_mask: optional [batch, q_len] bool for rope='2d': False = leave the token unrotated.
 
     Returns:
       [batch, q_len, embed] in `dtype`.
@@ -254,6 +257,11 @@ class Attention(nn.Module):
     if self.rope == '1d':
       q = rope_1d(q, positions, self.rope_base)
       k = rope_1d(k, positions, self.rope_base)
+    elif self.rope == '2d':
+      if decode or positions.ndim != 3:
+        raise ValueError("rope='2d' needs explicit positions [batch, q_len, 2] and decode=False.")
+      q = rope_2d(q, positions, self.rope_base, rotate_mask)
+      k = rope_2d(k, positions, self.rope_base, rotate_mask)
 
     if decode:
       k, v, mask, overflow = self._update_cache(cache, k, v, mask, padding)

@@ -1,0 +1,1 @@
+"""Metrics shared by experiments (ARC voting and pass@k, ...)."""
