@@ -7,7 +7,7 @@
   decays, first-token sinks mixed with local patterns) as source text, so it exercises the same path.
 * `load_program_source(source)`: sandbox. The AST may import only ALLOWED_IMPORTS and may not touch
   dunder attributes or eval/exec/open/...; the program runs on the given sentences in a forked child
-  process with a timeout, and each output is checked (shape, causal, row-stochastic). Any failure is a
+  process (forked from a clean forkserver) with a timeout, and each output is checked (shape, causal, row-stochastic). Any failure is a
   `ProgramRejected` with a clear message; `search` records it and goes on.
 """
 
@@ -157,6 +157,18 @@ def _child(source, sentences, conn):
     conn.close()
 
 
+_CTX = None
+
+
+def _context():
+  """A forkserver context: children fork from a clean server process (no JAX threads), fast."""
+  global _CTX
+  if _CTX is None:
+    _CTX = multiprocessing.get_context('forkserver')
+    _CTX.set_forkserver_preload(['numpy', 'jaxlab.interp.proposer'])
+  return _CTX
+
+
 def load_program_source(source: str, sentences: list[list[str]], timeout_s: float = 5.
                         ) -> tuple[Program, list[np.ndarray]]:
   """Checks, runs (in a child process with a timeout) and validates a proposed program.
@@ -165,7 +177,7 @@ def load_program_source(source: str, sentences: list[list[str]], timeout_s: floa
     (Program with the source, its matrices on `sentences`). Raises ProgramRejected otherwise.
   """
   _check_ast(source)
-  ctx = multiprocessing.get_context('fork')
+  ctx = _context()
   parent, child = ctx.Pipe(duplex=False)
   proc = ctx.Process(target=_child, args=(source, sentences, child), daemon=True)
   proc.start()
