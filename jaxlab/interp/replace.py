@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from absl import logging
 
 import jax
 import jax.numpy as jnp
@@ -83,21 +84,25 @@ class HeadReplacer:
 
 def greedy_replacement(replacer: HeadReplacer, order: list[tuple[int, int]],
                        matrices: dict[tuple[int, int], list[np.ndarray]], targets: list[int],
-                       max_ppl_jump: float = 50.) -> tuple[list[tuple[int, int]], dict[int, dict]]:
+                       max_ppl_jump: float = 50., max_tries: int | None = None) -> tuple[list[tuple[int, int]], dict[int, dict]]:
   """Adds heads in `order`, skipping any that raises mean PPL by more than `max_ppl_jump` points.
+
+  Stops after `max_tries` candidates if given (bounds the cost when many heads are skipped).
 
   Returns:
     (accepted heads, {target count: evaluate() at that many accepted heads}).
   """
   accepted, results = [], {}
   current = replacer.evaluate({})['ppl']
-  for head in order:
-    if len(accepted) >= max(targets):
+  for tries, head in enumerate(order):
+    if len(accepted) >= max(targets) or (max_tries is not None and tries >= max_tries):
       break
     trial = accepted + [head]
     res = replacer.evaluate({h: matrices[h] for h in trial})
     if res['ppl'] - current > max_ppl_jump:
+      logging.info('skip head %s: ppl %.1f -> %.1f', head, current, res['ppl'])
       continue
+    logging.info('head %d/%d accepted %s: ppl %.1f', len(trial), max(targets), head, res['ppl'])
     accepted, current = trial, res['ppl']
     if len(accepted) in targets:
       results[len(accepted)] = res
