@@ -79,9 +79,9 @@ def _cache_model(model: DecoderLM, total_len: int) -> DecoderLM:
   return model
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'max_new_tokens', 'eos_id', 'pad_id'))
-def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, *, max_new_tokens,
-              eos_id, pad_id):
+@functools.partial(jax.jit, static_argnames=('model', 'max_new_tokens'))
+def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_id, pad_id, *,
+              max_new_tokens):
   b = prompts.shape[0]
   cache = init_cache(model, b)
   logits, state = model.apply({'params': params, 'cache': cache}, prompts, padding=prompt_mask,
@@ -102,8 +102,7 @@ def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, *, m
     toks = toks.at[:, step].set(tok)
     mask = mask.at[:, step].set(live)
     lps = lps.at[:, step].set(jnp.where(live, lp, 0.))
-    if eos_id is not None:
-      done = jnp.logical_or(done, tok == eos_id)
+    done = jnp.logical_or(done, jnp.logical_and(live, tok == eos_id))  # eos_id -1: never
     logits, state = model.apply({'params': params, 'cache': cache}, tok[:, None], decode=True,
                                 mutable=['cache'])
     return step + 1, state['cache'], logits[:, -1], done, rng, toks, mask, lps
@@ -145,5 +144,6 @@ def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array |
   rng = jax.random.key(0) if rng is None else rng
   cache_model = _cache_model(model, prompts.shape[1] + max_new_tokens)
   return _generate(cache_model, params, prompts, jnp.asarray(prompt_mask, jnp.bool_), rng,
-                   jnp.float32(temperature), jnp.float32(top_p), max_new_tokens=max_new_tokens,
-                   eos_id=eos_id, pad_id=pad_id)
+                   jnp.float32(temperature), jnp.float32(top_p),
+                   jnp.int32(-1 if eos_id is None else eos_id), jnp.int32(pad_id),
+                   max_new_tokens=max_new_tokens)
