@@ -75,7 +75,8 @@ def llama_config_from_hf(hf_config: Mapping[str, Any], **overrides: Any) -> Tran
       'num_kv_heads': hf_config.get('num_key_value_heads', heads),
       'head_dim': hf_config.get('head_dim') or hf_config['hidden_size'] // heads,
       'mlp_dim': hf_config['intermediate_size'], 'norm_eps': hf_config.get('rms_norm_eps', 1e-6),
-      'rope_base': float(hf_config.get('rope_theta', 10000.)),
+      'rope_base': float(hf_config.get('rope_theta')
+                         or (hf_config.get('rope_parameters') or {}).get('rope_theta', 10000.)),
       'tie_embeddings': bool(hf_config.get('tie_word_embeddings', False)),
       'max_len': min(int(hf_config.get('max_position_embeddings', 2048)), 2048), **overrides})
 
