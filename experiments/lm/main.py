@@ -21,7 +21,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxlab.data import corpora, pipeline, tokenizers
-from jaxlab.nn import transformer
+from jaxlab.nn import generate, transformer
 from jaxlab.train import flops, runtime, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
@@ -89,31 +89,6 @@ def make_lm_task(config: ml_collections.ConfigDict, model: transformer.DecoderLM
       eval_finalize=lambda m: {"perplexity": float(np.exp(m["nll"]))})
 
 
-def make_sampler(model: transformer.DecoderLM, num_tokens: int, temperature: float):
-  """Jitted ``(params, prompt [batch, prompt_len], rng) -> [batch, num_tokens]`` with the KV cache."""
-
-  def pick(logits, rng):
-    if temperature <= 0:
-      return jnp.argmax(logits, -1)
-    return jax.random.categorical(rng, logits / temperature, axis=-1)
-
-  @jax.jit
-  def sample(params, prompt, rng):
-    cache = transformer.init_cache(model, prompt.shape[0])
-    logits, state = model.apply({"params": params, "cache": cache}, prompt, decode=True, mutable=["cache"])
-
-    def step(carry, key):
-      cache, last = carry
-      tok = pick(last, key)
-      out, st = model.apply({"params": params, "cache": cache}, tok[:, None], decode=True, mutable=["cache"])
-      return (st["cache"], out[:, -1]), tok
-
-    _, toks = jax.lax.scan(step, (state["cache"], logits[:, -1]), jax.random.split(rng, num_tokens))
-    return toks.T
-
-  return sample
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -137,13 +112,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   max_len = max(int(config.data.seq_len), prompt.shape[1] + int(config.sample.num_tokens))
   model = transformer.DecoderLM(model_config(config, tok.vocab_size, max_len))
   task = make_lm_task(config, model, train_tokens, val_tokens)
-  sampler = make_sampler(model, int(config.sample.num_tokens), float(config.sample.temperature))
   samples: list[str] = []
 
   def on_eval(state, step):
     params = state.ema_params if state.ema_params is not None else state.params
-    out = jax.device_get(sampler(params, prompt, jax.random.PRNGKey(step)))
-    samples.append(config.sample.prompt + tok.decode(out[0].tolist()))
+    out = generate.generate(model, params, jnp.asarray(prompt), max_new_tokens=int(config.sample.num_tokens),
+                            rng=jax.random.PRNGKey(step), temperature=float(config.sample.temperature))
+    toks, mask = jax.device_get((out.tokens, out.mask))
+    samples.append(config.sample.prompt + tok.decode(toks[0][mask[0]].tolist()))
     logging.info("sample @ %d:\n%s", step, samples[-1])
     return {}
 
