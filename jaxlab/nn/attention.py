@@ -123,7 +123,9 @@ class HeadsIn(nn.Module):
     init = nn.initializers.lecun_normal(in_axis=0, out_axis=(1, 2))
     kernel = self.param('kernel', nn.with_logical_partitioning(init, ('embed', 'heads', 'kv')),
                         (x.shape[-1], self.heads, self.head_dim), self.param_dtype)
-    y = jnp.einsum('...e,ehd->...hd', x.astype(self.dtype), kernel.astype(self.dtype))
+    # Rank-2 GEMM (see Mlp): [..., embed] -> [n, embed] @ [embed, heads·head_dim].
+    flat = x.reshape(-1, x.shape[-1]).astype(self.dtype) @ kernel.reshape(x.shape[-1], -1).astype(self.dtype)
+    y = flat.reshape(x.shape[:-1] + (self.heads, self.head_dim))
     if self.use_bias:
       bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros, ('heads', 'kv')),
                         (self.heads, self.head_dim), self.param_dtype)
@@ -143,7 +145,9 @@ class HeadsOut(nn.Module):
     init = nn.initializers.lecun_normal(in_axis=(0, 1), out_axis=2)
     kernel = self.param('kernel', nn.with_logical_partitioning(init, ('heads', 'kv', 'embed')),
                         (x.shape[-2], x.shape[-1], self.features), self.param_dtype)
-    y = jnp.einsum('...hd,hde->...e', x.astype(self.dtype), kernel.astype(self.dtype))
+    hd = x.shape[-2] * x.shape[-1]
+    flat = x.reshape(-1, hd).astype(self.dtype) @ kernel.reshape(hd, self.features).astype(self.dtype)
+    y = flat.reshape(x.shape[:-2] + (self.features,))
     if self.use_bias:
       bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
                         (self.features,), self.param_dtype)
