@@ -61,7 +61,7 @@ class _Mixer(nn.Module):
     if self.chunk_size <= 0:
       raise ValueError(f'chunk_size must be positive, got {self.chunk_size}.')
 
-  def _state(self, name: str, shape: tuple[int, ...], fill: float = 0.) -> Any:
+  def _cache_var(self, name: str, shape: tuple[int, ...], fill: float = 0.) -> Any:
     return self.variable('cache', name, lambda: jnp.full(shape, fill, jnp.float32))
 
   def _out(self, o: Array, x: Array) -> Array:
@@ -94,7 +94,7 @@ class _GLAFamily(_Mixer):
     v = proj('value')
     log_g = self.log_gate(x)
     if decode:
-      state = self._state('state', (b, h, d, d))
+      state = self._cache_var('state', (b, h, d, d))
       o, new = scans.gated_linear_attention(q, k, v, log_g, form='sequential', initial_state=state.value)
       if not self.is_initializing():
         state.value = new
@@ -194,7 +194,7 @@ class Mamba(_Mixer):
     a = jnp.exp(delta[..., None] * -jnp.exp(a_log))                        # [b, t, di, n]
     f = (delta * u.astype(jnp.float32))[..., None] * bmat[:, :, None, :]   # [b, t, di, n]
     if decode:
-      state = self._state('state', (b, di, n))
+      state = self._cache_var('state', (b, di, n))
       states, new = scans.affine_scan(a, f, kind='diag', form='sequential', initial_state=state.value)
       if not self.is_initializing():
         state.value = new
@@ -235,7 +235,7 @@ class Mamba2(_Mixer):
     q = jnp.broadcast_to(cmat[:, :, None, :], (b, t, h, n))
     v = u * delta[..., None]
     if decode:
-      state = self._state('state', (b, h, n, p))
+      state = self._cache_var('state', (b, h, n, p))
       o, new = scans.gated_linear_attention(q, k, v, log_g, form='sequential', initial_state=state.value)
       if not self.is_initializing():
         state.value = new
@@ -352,9 +352,9 @@ class MLSTM(_Mixer):
     log_f = jax.nn.log_sigmoid(_dense(h, ('embed', 'heads'), 'fgate', use_bias=True, dtype=self.dtype,
                                       bias_init=nn.initializers.constant(3.))(x).astype(jnp.float32))
     if decode:
-      cs = self._state('c', (b, h, d, d))
-      ns = self._state('n', (b, h, d))
-      ms = self._state('m', (b, h))
+      cs = self._cache_var('c', (b, h, d, d))
+      ns = self._cache_var('n', (b, h, d))
+      ms = self._cache_var('m', (b, h))
       o, (cn, nn_, mn) = mlstm_scan(q, k, v, log_i, log_f, form='sequential',
                                     initial_state=(cs.value, ns.value, ms.value))
       if not self.is_initializing():
@@ -390,7 +390,7 @@ class DeltaNet(_Mixer):
     a = jnp.eye(d, dtype=jnp.float32) - beta * k[..., :, None] * k[..., None, :]
     f = beta * k[..., :, None] * v[..., None, :]
     if decode:
-      state = self._state('state', (b, h, d, d))
+      state = self._cache_var('state', (b, h, d, d))
       states, new = scans.affine_scan(a, f, kind='matrix', form='sequential', initial_state=state.value)
       if not self.is_initializing():
         state.value = new
