@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from jaxlab.nn.layers import RMSNorm, default_kernel_init, rope_1d
+from jaxlab.nn.layers import RMSNorm, rope_1d
 
 Array = jax.Array
 Dtype = Any
@@ -105,6 +105,52 @@ def dot_product_attention_weights(query: Array, key: Array, mask: Array | None) 
   return jnp.where(jnp.any(mask, axis=-1, keepdims=True), weights, 0.)
 
 
+class HeadsIn(nn.Module):
+  """[batch, length, embed] -> [batch, length, heads, head_dim]; kernel [embed, heads, head_dim].
+
+  Written out rather than nn.DenseGeneral: DenseGeneral initialises a flattened rank-2 kernel, and a
+  logically partitioned initialiser then applies a rank-3 sharding constraint to it under a mesh.
+  Same parameter names and the same fan-in (embed) initialisation as DenseGeneral.
+  """
+  heads: int
+  head_dim: int
+  use_bias: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    init = nn.initializers.lecun_normal(in_axis=0, out_axis=(1, 2))
+    kernel = self.param('kernel', nn.with_logical_partitioning(init, ('embed', 'heads', 'kv')),
+                        (x.shape[-1], self.heads, self.head_dim), self.param_dtype)
+    y = jnp.einsum('...e,ehd->...hd', x.astype(self.dtype), kernel.astype(self.dtype))
+    if self.use_bias:
+      bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros, ('heads', 'kv')),
+                        (self.heads, self.head_dim), self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
+class HeadsOut(nn.Module):
+  """[batch, length, heads, head_dim] -> [batch, length, embed]; kernel [heads, head_dim, embed]."""
+  features: int
+  use_bias: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    init = nn.initializers.lecun_normal(in_axis=(0, 1), out_axis=2)
+    kernel = self.param('kernel', nn.with_logical_partitioning(init, ('heads', 'kv', 'embed')),
+                        (x.shape[-2], x.shape[-1], self.features), self.param_dtype)
+    y = jnp.einsum('...hd,hde->...e', x.astype(self.dtype), kernel.astype(self.dtype))
+    if self.use_bias:
+      bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
+                        (self.features,), self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
 class Attention(nn.Module):
   """Grouped-query dot-product attention (MHA when num_kv_heads == num_heads).
 
@@ -150,13 +196,8 @@ class Attention(nn.Module):
     if self.rope not in _ROPE_KINDS:
       raise ValueError(f'Unknown rope {self.rope!r}; expected one of {_ROPE_KINDS}.')
 
-  def _proj(self, heads: int, name: str) -> nn.DenseGeneral:
-    return nn.DenseGeneral(
-        features=(heads, self.head_dim), axis=-1, use_bias=self.use_bias,
-        dtype=self.dtype, param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(default_kernel_init, ('embed', 'heads', 'kv')),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('heads', 'kv')),
-        name=name)
+  def _proj(self, heads: int, name: str) -> HeadsIn:
+    return HeadsIn(heads, self.head_dim, self.use_bias, self.dtype, self.param_dtype, name=name)
 
   def _qk_norm(self, name: str) -> RMSNorm:
     return RMSNorm(epsilon=self.qk_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype,
@@ -233,12 +274,7 @@ class Attention(nn.Module):
     encoded = jnp.einsum('bkgts,bskd->btkgd', weights, v.astype(self.dtype))
     encoded = encoded.reshape(b, t, self.num_heads, self.head_dim)
     encoded = nn.with_logical_constraint(encoded, ('batch', 'length', 'heads', 'kv'))
-    out = nn.DenseGeneral(
-        features=embed, axis=(-2, -1), use_bias=self.out_bias,
-        dtype=self.dtype, param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(default_kernel_init, ('heads', 'kv', 'embed')),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
-        name='out')(encoded)
+    out = HeadsOut(embed, self.out_bias, self.dtype, self.param_dtype, name='out')(encoded)
     if decode:
       out = jnp.where(overflow, jnp.nan, out).astype(out.dtype)
     return nn.with_logical_constraint(out, ('batch', 'length', 'embed'))

@@ -49,6 +49,7 @@ class Task:
     tokens_per_example: for tokens/s (sequence length for an LM, 1 otherwise).
     flops_per_example: model FLOPs of one example's forward+backward (e.g. 6·N·T + attention for an LM);
       None falls back to XLA's cost analysis of the compiled step.
+    eval_finalize: optional ``means -> extra metrics`` (e.g. perplexity = exp(mean NLL)).
     on_eval: optional host-side hook ``(state, step) -> dict`` run after each eval (e.g. sampling).
   """
   init_params: Callable[[jax.Array], Any]
@@ -58,6 +59,7 @@ class Task:
   eval_data: Callable[[], Iterable[Batch]] | None = None
   tokens_per_example: int = 1
   flops_per_example: float | None = None
+  eval_finalize: Callable[[dict[str, float]], Mapping[str, float]] | None = None
   on_eval: Callable[[step_lib.TrainState, int], Mapping[str, float]] | None = None
 
 
@@ -195,7 +197,10 @@ class Trainer:
     if self.eval_step is None or self.task.eval_data is None:
       return {}
     with self.scope():
-      return evaluate(self.eval_step, self.params_for_eval(state), self.task.eval_data(), self.batch_sharding)
+      means = evaluate(self.eval_step, self.params_for_eval(state), self.task.eval_data(), self.batch_sharding)
+    if self.task.eval_finalize is not None:
+      means.update(self.task.eval_finalize(means))
+    return means
 
   def run(self) -> TrainResult:
     cfg, task = self.config, self.task
@@ -240,7 +245,7 @@ class Trainer:
           pending = []
           writer.write(done, train_metrics, prefix="train/")
           logging.info("%s", progress.line(done, train_metrics))
-        if int(cfg.eval_every) and (done % int(cfg.eval_every) == 0 or done == total):
+        if (int(cfg.eval_every) and done % int(cfg.eval_every) == 0) or done == total:
           eval_metrics = self.run_eval(state)
           if task.on_eval is not None:
             eval_metrics.update(task.on_eval(state, done) or {})
