@@ -30,7 +30,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.agg_layers = 1                      # Transformer-PSM: bidirectional Agg layers.
   c.model.inf_layers = 1                      # Transformer-PSM: causal Inf layers.
   c.train = ml_collections.ConfigDict()       # jaxlab trainer settings.
-  c.train.total_steps = 1500                  # Optimiser steps per model.
+  c.train.total_steps = 1000                  # Optimiser steps per model.
   c.train.num_microbatches = 1                # Gradient accumulation.
   c.train.log_every = 100                     # Metrics cadence.
   c.train.eval_every = 0                      # No in-training eval (accuracy is measured afterwards).
@@ -46,7 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                            momentum=0.9, end_lr_fraction=0.1)  # AdamW (paper: lr 1e-4, wd 0.01).
   if arg == 'parity':
     c.data.task = 'parity'
-    c.train.total_steps = 600
+    c.train.total_steps = 500
   elif arg == 'tiny':
     c.data.task = 'parity'
     c.data.num_train, c.data.num_eval, c.data.eval_len = 256, 16, 32

@@ -156,6 +156,8 @@ class TransformerPSM(nn.Module):
     n = -(-t // c)
     tokens = jnp.pad(tokens, ((0, 0), (0, n * c - t)))
     x = self.encode(tokens.reshape(b, n, c), jnp.arange(c))                # [b, n, c, d]
+    if self.is_initializing():  # A single chunk calls no Agg: create its parameters anyway.
+      self.aggregate(x[:, 0], x[:, 0])
 
     def agg(left, right):  # [m, b, c, d] pairs -> one batched Agg call.
       m = left.shape[0]
