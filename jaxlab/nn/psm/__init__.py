@@ -11,8 +11,11 @@ from jaxlab.nn.psm.scans import affine_scan
 from jaxlab.nn.psm.scans import default_form
 from jaxlab.nn.psm.scans import gated_linear_attention
 from jaxlab.nn.psm.scans import gla_step
+from jaxlab.nn.psm.transformer_psm import PSMConfig
+from jaxlab.nn.psm.transformer_psm import StreamingDecoder
+from jaxlab.nn.psm.transformer_psm import TransformerPSM
 
 __all__ = [
-    'BinaryCounter', 'MIXERS', 'affine_combine', 'affine_scan', 'blelloch_exclusive_scan',
+    'BinaryCounter', 'MIXERS', 'PSMConfig', 'StreamingDecoder', 'TransformerPSM', 'affine_combine', 'affine_scan', 'blelloch_exclusive_scan',
     'default_form', 'gated_linear_attention', 'gla_step', 'mlstm_scan', 'naive_bracketing',
 ]

@@ -184,7 +184,8 @@ class StreamingDecoder:
     self._agg = jax.jit(lambda l, r: model.apply(variables, l, r, method=TransformerPSM.aggregate))
     self._encode = jax.jit(lambda tok, j: model.apply(variables, tok, j, method=TransformerPSM.encode))
     self._prefill = jax.jit(lambda cache, s: model.apply(
-        {'params': params, 'cache': cache}, s, method=TransformerPSM.infer_prefill, mutable=['cache'])[1]['cache'])
+        {'params': params, 'cache': cache}, s, method=TransformerPSM.infer_prefill,
+        mutable=['cache'])[1]['cache'])
     self._step = jax.jit(lambda cache, x, pos: model.apply(
         {'params': params, 'cache': cache}, x, pos, method=TransformerPSM.infer_step, mutable=['cache']))
     self._empty = model.apply(variables, batch_size, method=TransformerPSM.empty)
