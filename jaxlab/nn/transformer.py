@@ -34,7 +34,8 @@ Array = jax.Array
 _NORMS = ('rms', 'layer')
 _MLPS = ('swiglu', 'gelu')
 _POSITIONS = ('rope', 'learned')
-_MIXERS = ('attention',)  # extend together with make_mixer.
+_MIXERS = ('attention', 'linear_attention', 'retnet', 'gla', 'mamba', 'mamba2', 'mlstm', 'deltanet')
+# extend together with make_mixer; the affine mixers live in jaxlab.nn.psm.mixers.MIXERS.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,8 @@ class TransformerConfig:
   dropout_rate: float = 0.        # Embedding, attention-weight and residual dropout.
   dtype: str = 'float32'          # Compute dtype name ('float32', 'bfloat16', ...).
   mixer: str = 'attention'        # Sequence mixer of each Block (see make_mixer).
+  scan_form: str = 'auto'         # Affine mixers: 'sequential' | 'parallel' | 'chunkwise' | 'auto'.
+  scan_chunk_size: int = 64       # Affine mixers: chunk length of the chunkwise form.
   qk_norm: bool = False           # RMSNorm on per-head q and k (Qwen3/OLMo2 style).
 
   def __post_init__(self):
@@ -67,6 +70,8 @@ class TransformerConfig:
     for name in ('num_kv_heads', 'head_dim'):
       if getattr(self, name) is not None and getattr(self, name) <= 0:
         raise ValueError(f'{name} must be positive or None, got {getattr(self, name)}.')
+    if self.scan_chunk_size <= 0:
+      raise ValueError(f'scan_chunk_size must be positive, got {self.scan_chunk_size}.')
     if self.mlp_dim < 0:
       raise ValueError(f'mlp_dim must be >= 0 (0 means 4 * embed_dim), got {self.mlp_dim}.')
     if self.num_heads % self.resolved_kv_heads:
@@ -106,7 +111,10 @@ class TransformerConfig:
     return jnp.dtype(self.dtype)
 
   def num_params(self) -> int:
-    """Analytic parameter count of DecoderLM(self)."""
+    """Analytic parameter count of DecoderLM(self) (attention mixer only)."""
+    if self.mixer != 'attention':
+      raise NotImplementedError(f'num_params is analytic for mixer="attention" only; count the '
+                                f'parameter tree for mixer={self.mixer!r}.')
     d, v, h, kv, hd, m = (self.embed_dim, self.vocab_size, self.num_heads, self.resolved_kv_heads,
                           self.resolved_head_dim, self.resolved_mlp_dim)
     bias = int(self.use_bias)
@@ -154,7 +162,10 @@ def make_mixer(config: TransformerConfig, name: str) -> nn.Module:
 
   A mixer maps x [batch, length, embed] to [batch, length, embed] and accepts the keyword arguments
   mask, positions, deterministic, decode, padding and head_override (see `Attention.__call__`).
-  Add new mixers here and to `_MIXERS`.
+  Add new mixers here and to `_MIXERS`. Besides 'attention', the affine mixers of
+  `jaxlab.nn.psm.mixers` ('linear_attention', 'retnet', 'gla', 'mamba', 'mamba2', 'mlstm',
+  'deltanet') are available; they use `scan_form` / `scan_chunk_size`, carry a recurrent state in the
+  'cache' collection when decoding, and support neither padding nor attention overrides.
   """
   if config.mixer == 'attention':
     return Attention(
@@ -163,6 +174,12 @@ def make_mixer(config: TransformerConfig, name: str) -> nn.Module:
         rope='1d' if config.pos == 'rope' else 'none', rope_base=config.rope_base,
         dropout_rate=config.dropout_rate, qk_norm=config.qk_norm, qk_norm_eps=config.norm_eps,
         max_cache_len=config.max_len, dtype=config.compute_dtype, name=name)
+  if config.mixer in _MIXERS:
+    from jaxlab.nn.psm import mixers as psm_mixers  # pylint: disable=g-import-not-at-top
+    return psm_mixers.MIXERS[config.mixer](
+        embed_dim=config.embed_dim, num_heads=config.num_heads, head_dim=config.resolved_head_dim,
+        form=config.scan_form, chunk_size=config.scan_chunk_size, dtype=config.compute_dtype,
+        name=name)
   raise ValueError(f'Unknown mixer {config.mixer!r}; expected one of {_MIXERS}.')
 
 

@@ -240,7 +240,7 @@ def test_attention_overrides(name):
 
 @pytest.mark.parametrize('overrides, field', [
     (dict(norm='batch'), 'norm'),
-    (dict(mixer='mamba'), 'mixer'),
+    (dict(mixer='hyena'), 'mixer'),
     (dict(mlp='relu'), 'mlp'),
     (dict(pos='alibi'), 'pos'),
     (dict(num_heads=4, num_kv_heads=3), 'num_kv_heads'),
