@@ -1,7 +1,7 @@
 r"""VARC test-time-training cost on CPU: TTT samples/s, wall time per task, and how it grows with the
 number of pseudo-tasks and of inference views.
 
-  python -m experiments.benchmarks.varc_ttt --task=6ea4a07e --out=/tmp/varc_ttt_bench.json
+  python -m experiments.benchmarks.varc_ttt --task=6ea4a07e --out=workdirs/varc_ttt_bench.json
 
 Model and canvas are the tiny CPU settings of experiments/varc/configs/ttt.py:tiny. For each
 pseudo-task count P, TTT runs `--steps` steps (batch 8) and inference runs P x draws views; the

@@ -1,7 +1,7 @@
 r"""Prefix-scannable models on synthetic tasks: S5 / parity state tracking and MQAR recall.
 
   python -m experiments.psm.main --config=experiments/psm/configs/s5.py --workdir=workdirs/psm_s5
-  python -m experiments.psm.main --config=experiments/psm/configs/s5.py:tiny --workdir=/tmp/psm_tiny
+  python -m experiments.psm.main --config=experiments/psm/configs/s5.py:tiny --workdir=workdirs/psm_tiny
 
 For each model in `config.models` (a causal Transformer, affine-mixer LMs such as GLA / Mamba, the
 Transformer-PSM) it trains with the jaxlab trainer in workdir/<model>, then measures accuracy at every

@@ -1,7 +1,7 @@
 """Attention heads as programs on SmolLM2-135M-Instruct (all 270 heads), CPU-sized.
 
 python -m experiments.attn_programs.main --config=experiments/attn_programs/configs/smollm2.py \
-    --workdir=/tmp/attn_programs
+    --workdir=workdirs/attn_programs
 Tiny variant (a few sentences, 2 replacement targets): --config=...smollm2.py:tiny
 """
 

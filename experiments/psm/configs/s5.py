@@ -2,7 +2,7 @@ r"""S5 (or parity) word problems: train on lengths <= 18, evaluate accuracy at e
 
   python -m experiments.psm.main --config=experiments/psm/configs/s5.py --workdir=workdirs/psm_s5
   python -m experiments.psm.main --config=experiments/psm/configs/s5.py:parity --workdir=workdirs/psm_parity
-  python -m experiments.psm.main --config=experiments/psm/configs/s5.py:tiny --workdir=/tmp/psm_tiny
+  python -m experiments.psm.main --config=experiments/psm/configs/s5.py:tiny --workdir=workdirs/psm_tiny
 """
 
 import ml_collections
