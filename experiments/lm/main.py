@@ -18,15 +18,13 @@ import ml_collections
 import numpy as np
 import optax
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from experiments import app_flags
 from jaxlab.data import corpora, pipeline, tokenizers
 from jaxlab.nn import generate, transformer
 from jaxlab.train import flops, runtime, trainer
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and the tokenizer.")
+app_flags.define()
 
 
 def load_corpus(cfg: ml_collections.ConfigDict) -> str:
@@ -92,10 +90,10 @@ def make_lm_task(config: ml_collections.ConfigDict, model: transformer.DecoderLM
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
+  if not flags.FLAGS.workdir:
     raise app.UsageError("--workdir is required")
   with runtime.clear_errors():
-    run(_CONFIG.value, _WORKDIR.value)
+    run(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -136,5 +134,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config"])
   app.run(main)

@@ -23,16 +23,14 @@ import ml_collections
 import numpy as np
 import optax
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from experiments import app_flags
 from jaxlab.data import psm_tasks
 from jaxlab.nn import transformer
 from jaxlab.nn.psm.transformer_psm import PSMConfig, TransformerPSM
 from jaxlab.train import runtime, trainer
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to an ml_collections config file.',
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints, metrics and results.')
+app_flags.define()
 
 
 def make_data(cfg: ml_collections.ConfigDict, split: str, seed: int) -> dict[str, np.ndarray]:
@@ -144,9 +142,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if not _WORKDIR.value:
+  if not flags.FLAGS.workdir:
     raise app.UsageError('--workdir is required')
-  run(_CONFIG.value, _WORKDIR.value)
+  run(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 if __name__ == '__main__':

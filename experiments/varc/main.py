@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from experiments import app_flags
 from jaxlab.data import arc as arc_lib
 from jaxlab.data import arc_canvas as cv
 from jaxlab.evals import arc as arc_eval
@@ -35,9 +35,7 @@ from experiments.varc import data as data_lib
 from experiments.varc import render
 from experiments.varc import ttt as ttt_lib
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to an ml_collections config file.',
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints, metrics, results and renders.')
+app_flags.define()
 
 
 def model_config(cfg: ml_collections.ConfigDict, num_tasks: int) -> vit.VitConfig:
@@ -136,7 +134,7 @@ def run_ttt(config: ml_collections.ConfigDict, workdir: str) -> None:
 def main(argv):
   del argv
   runtime.initialize()
-  config, workdir = _CONFIG.value, _WORKDIR.value
+  config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
   if not workdir:
     raise app.UsageError('--workdir is required')
   logging.info('Config:\n%s', config)
@@ -150,5 +148,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['config'])
   app.run(main)

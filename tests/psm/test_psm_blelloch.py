@@ -1,6 +1,5 @@
 """Blelloch tree == binary counter == naive bracketing for a random non-associative Agg, n = 1..33."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -24,7 +24,6 @@ plus a KV cache of 2c slots for Inf inside the current chunk; its logits equal t
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import jax
