@@ -64,6 +64,17 @@ class _Mixer(nn.Module):
   def _cache_var(self, name: str, shape: tuple[int, ...], fill: float = 0.) -> Any:
     return self.variable('cache', name, lambda: jnp.full(shape, fill, jnp.float32))
 
+  def _scan(self, scan_fn, *args, decode: bool, state_shape: tuple[int, ...], **kw) -> Array:
+    """Training: ``scan_fn`` in the configured form. Decode: the sequential form continued from the
+    cached state, which is then updated (not while initialising)."""
+    if not decode:
+      return scan_fn(*args, form=self.form, chunk_size=self.chunk_size, **kw)[0]
+    state = self._cache_var('state', state_shape)
+    out, new = scan_fn(*args, form='sequential', initial_state=state.value, **kw)
+    if not self.is_initializing():
+      state.value = new
+    return out
+
   def _out(self, o: Array, x: Array) -> Array:
     """Per-head RMSNorm, then the output projection ([b, t, h, dv] -> [b, t, embed])."""
     o = RMSNorm(param_axis='kv', name='head_norm')(o)
@@ -93,13 +104,7 @@ class _GLAFamily(_Mixer):
     q, k = self.feature_map(proj('query'), proj('key'))
     v = proj('value')
     log_g = self.log_gate(x)
-    if decode:
-      state = self._cache_var('state', (b, h, d, d))
-      o, new = scans.gated_linear_attention(q, k, v, log_g, form='sequential', initial_state=state.value)
-      if not self.is_initializing():
-        state.value = new
-    else:
-      o, _ = scans.gated_linear_attention(q, k, v, log_g, form=self.form, chunk_size=self.chunk_size)
+    o = self._scan(scans.gated_linear_attention, q, k, v, log_g, decode=decode, state_shape=(b, h, d, d))
     o = self._out(o, x)
     return o
 
@@ -193,13 +198,7 @@ class Mamba(_Mixer):
         ('mlp', None)), (di, n))
     a = jnp.exp(delta[..., None] * -jnp.exp(a_log))                        # [b, t, di, n]
     f = (delta * u.astype(jnp.float32))[..., None] * bmat[:, :, None, :]   # [b, t, di, n]
-    if decode:
-      state = self._cache_var('state', (b, di, n))
-      states, new = scans.affine_scan(a, f, kind='diag', form='sequential', initial_state=state.value)
-      if not self.is_initializing():
-        state.value = new
-    else:
-      states, _ = scans.affine_scan(a, f, kind='diag', form=self.form, chunk_size=self.chunk_size)
+    states = self._scan(scans.affine_scan, a, f, kind='diag', decode=decode, state_shape=(b, di, n))
     y = jnp.einsum('btdn,btn->btd', states, cmat)
     skip = self.param('d_skip', nn.with_logical_partitioning(nn.initializers.ones, ('mlp',)), (di,))
     y = (y + skip * u) * jax.nn.silu(z)
@@ -234,13 +233,7 @@ class Mamba2(_Mixer):
     k = jnp.broadcast_to(bmat[:, :, None, :], (b, t, h, n))
     q = jnp.broadcast_to(cmat[:, :, None, :], (b, t, h, n))
     v = u * delta[..., None]
-    if decode:
-      state = self._cache_var('state', (b, h, n, p))
-      o, new = scans.gated_linear_attention(q, k, v, log_g, form='sequential', initial_state=state.value)
-      if not self.is_initializing():
-        state.value = new
-    else:
-      o, _ = scans.gated_linear_attention(q, k, v, log_g, form=self.form, chunk_size=self.chunk_size)
+    o = self._scan(scans.gated_linear_attention, q, k, v, log_g, decode=decode, state_shape=(b, h, n, p))
     skip = self.param('d_skip', nn.with_logical_partitioning(nn.initializers.ones, ('heads',)), (h,))
     o = (o + skip[:, None] * u) * jax.nn.silu(z.astype(jnp.float32)).reshape(b, t, h, p)
     return self._out(o, x)
@@ -389,13 +382,7 @@ class DeltaNet(_Mixer):
                           ).astype(jnp.float32)[..., None, None]            # [b, t, h, 1, 1]
     a = jnp.eye(d, dtype=jnp.float32) - beta * k[..., :, None] * k[..., None, :]
     f = beta * k[..., :, None] * v[..., None, :]
-    if decode:
-      state = self._cache_var('state', (b, h, d, d))
-      states, new = scans.affine_scan(a, f, kind='matrix', form='sequential', initial_state=state.value)
-      if not self.is_initializing():
-        state.value = new
-    else:
-      states, _ = scans.affine_scan(a, f, kind='matrix', form=self.form, chunk_size=self.chunk_size)
+    states = self._scan(scans.affine_scan, a, f, kind='matrix', decode=decode, state_shape=(b, h, d, d))
     return self._out(jnp.einsum('bthk,bthkv->bthv', q, states), x)
 
 
