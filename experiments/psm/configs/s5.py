@@ -16,7 +16,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval_batch_size = 128                     # Sequences per eval forward pass.
   c.data = ml_collections.ConfigDict()
   c.data.task = 's5'                          # 's5' (120 permutations) or 'parity'.
-  c.data.num_train = 20000                    # Training sequences.
+  c.data.num_train = 20000                    # Training sequences (0: fresh sequences every step).
+  c.data.curriculum_steps = 0                 # With num_train = 0: steps over which the longest training
+                                              # length grows from min_len to train_max_len (0: none).
   c.data.min_len = 4                          # Shortest training length.
   c.data.train_max_len = 18                   # Longest training length (padded to this).
   c.data.num_eval = 256                       # Evaluation sequences.
@@ -26,7 +28,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.num_heads = 4                       # Heads (attention, GLA, Agg/Inf).
   c.model.num_layers = 2                      # Layers of the Transformer / GLA LMs.
   c.model.scan_chunk_size = 16                # Chunk length of the chunkwise affine scans.
-  c.model.chunk_size = 1                      # Transformer-PSM chunk size c.
+  c.model.chunk_sizes = (1,)                  # Transformer-PSM chunk size c (one run per entry).
+  c.model.psm_heads = 0                       # Heads of the PSM's Agg / Inf blocks (0 = num_heads).
   c.model.agg_layers = 1                      # Transformer-PSM: bidirectional Agg layers.
   c.model.inf_layers = 1                      # Transformer-PSM: causal Inf layers.
   c.train = ml_collections.ConfigDict()       # jaxlab trainer settings.
