@@ -49,12 +49,10 @@ def time_steps(step, n: int, warmup: int) -> float:
   return float(np.median(best))
 
 
-def jax_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:
-  model = transformer.DecoderLM(cfg)
-  rng = np.random.default_rng(0)
-  tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (batch, seq + 1)), jnp.int32)
-  params = model.init(jax.random.PRNGKey(0), tokens[:, :-1])["params"]
-  tx = optax.adamw(1e-3, weight_decay=0.1)
+def jax_train_timing(model, params, tokens, n: int, warmup: int, lr: float = 1e-3) -> tuple[float, float]:
+  """(median seconds of a jitted AdamW train step on next-token loss over ``tokens`` [batch, seq + 1], the
+  loss at the last step). Also used by psm_gla_throughput."""
+  tx = optax.adamw(lr, weight_decay=0.1)
   opt = tx.init(params)
 
   def loss_fn(p):
@@ -67,14 +65,21 @@ def jax_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:
     u, o = tx.update(g, o, p)
     return optax.apply_updates(p, u), o, loss
 
-  state = [params, opt]
+  state = [params, opt, None]
 
   def run():
-    p, o, loss = step(*state)
-    loss.block_until_ready()
-    state[:] = [p, o]
+    p, o, loss = step(state[0], state[1])
+    state[:] = [p, o, loss.block_until_ready()]
 
-  return time_steps(run, n, warmup)
+  return time_steps(run, n, warmup), float(state[2])
+
+
+def jax_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:
+  model = transformer.DecoderLM(cfg)
+  rng = np.random.default_rng(0)
+  tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (batch, seq + 1)), jnp.int32)
+  params = model.init(jax.random.PRNGKey(0), tokens[:, :-1])["params"]
+  return jax_train_timing(model, params, tokens, n, warmup)[0]
 
 
 def torch_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:

@@ -19,7 +19,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import app, flags
 from flax import linen as nn
 
@@ -42,31 +41,6 @@ def gla_config(chunk: int) -> transformer.TransformerConfig:
                                   num_heads=_HEADS.value, num_kv_heads=None, mlp_dim=512,
                                   max_len=FLAGS.seq_len or 256,
                                   mixer='gla', scan_form='chunkwise', scan_chunk_size=chunk, tie_embeddings=True)
-
-
-def jax_side(cfg, params, tokens: np.ndarray, steps: int, warmup: int) -> tuple[float, float]:
-  """(median step seconds, loss at the last step)."""
-  model = transformer.DecoderLM(cfg)
-  tx = optax.adamw(1e-3, weight_decay=0.1)
-  tok = jnp.asarray(tokens)
-
-  def loss_fn(p):
-    logits = model.apply({'params': p}, tok[:, :-1])
-    return optax.softmax_cross_entropy_with_integer_labels(logits, tok[:, 1:]).mean()
-
-  @jax.jit
-  def step(p, o):
-    loss, g = jax.value_and_grad(loss_fn)(p)
-    u, o = tx.update(g, o, p)
-    return optax.apply_updates(p, u), o, loss
-
-  state = [params, tx.init(params), None]
-
-  def run():
-    p, o, loss = step(state[0], state[1])
-    state[:] = [p, o, loss.block_until_ready()]
-
-  return lm_throughput.time_steps(run, steps, warmup), float(state[2])
 
 
 def torch_side(cfg, params, tokens: np.ndarray, steps: int, warmup: int) -> tuple[float, float]:
@@ -100,8 +74,8 @@ def main(argv):
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
   peaks = {'numpy': lm_throughput.host_matmul_peak(np.matmul, np.ones((2048, 2048), np.float32)),
            'jax': metrics.measure_matmul_peak()}
-  rows = [('jaxlab (jax.jit, flax; scans chunkwise)',) + jax_side(cfg, params, tokens, steps,
-                                                                   warmup)]
+  rows = [('jaxlab (jax.jit, flax; scans chunkwise)',) + lm_throughput.jax_train_timing(
+      model, params, jnp.asarray(tokens), steps, warmup)]
   if not _SKIP_TORCH.value:
     import torch  # pylint: disable=import-outside-toplevel
     peaks['torch'] = lm_throughput.host_matmul_peak(torch.matmul, torch.ones(2048, 2048))

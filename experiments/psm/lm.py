@@ -7,6 +7,8 @@ the same order for the same number of steps. Models:
 
 * 'transformer': a GPT-2-style causal Transformer (LayerNorm, GELU, learned positions, untied head) with
   agg_layers + inf_layers layers, i.e. the same blocks and about the same parameter count as the PSM;
+* 'llama': the same size in the Llama family (RMSNorm, RoPE, SwiGLU of width 8d/3, untied head), the
+  stronger modern baseline;
 * 'psm' (one run per c in `config.model.chunk_sizes`): the Transformer-PSM with `agg_layers` Agg and
   `inf_layers` Inf blocks. Every token of a chunk is a target (see jaxlab/nn/psm/transformer_psm.py).
 """
@@ -23,6 +25,7 @@ import numpy as np
 from absl import logging
 
 from experiments.lm import main as lm_main
+from experiments.psm import runs as psm_runs
 from jaxlab.data import corpora
 from jaxlab.nn import transformer
 from jaxlab.nn.psm.transformer_psm import PSMConfig, TransformerPSM
@@ -35,11 +38,16 @@ def make_model(cfg: ml_collections.ConfigDict, name: str, vocab: int, chunk_size
     return transformer.DecoderLM(transformer.gpt2_config(
         vocab_size=vocab, num_layers=m.agg_layers + m.inf_layers, embed_dim=m.embed_dim, num_heads=m.num_heads,
         mlp_dim=4 * m.embed_dim, max_len=seq_len, tie_embeddings=False))
+  if name == 'llama':
+    return transformer.DecoderLM(transformer.llama_config(
+        vocab_size=vocab, num_layers=m.agg_layers + m.inf_layers, embed_dim=m.embed_dim, num_heads=m.num_heads,
+        num_kv_heads=None, mlp_dim=round(8 * m.embed_dim / 3), max_len=seq_len, tie_embeddings=False,
+        rope_base=10000.))
   if name.startswith('psm'):
     return TransformerPSM(PSMConfig(vocab_size=vocab, chunk_size=chunk_size, embed_dim=m.embed_dim,
                                     num_heads=m.num_heads, agg_layers=m.agg_layers, inf_layers=m.inf_layers,
                                     max_len=seq_len))
-  raise ValueError(f"config.models entry {name!r} is not 'transformer' or 'psm' for task 'lm'.")
+  raise ValueError(f"config.models entry {name!r} is not 'transformer', 'llama' or 'psm' for task 'lm'.")
 
 
 def trainer_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -62,10 +70,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, runs: list[tuple[str, i
   tcfg = trainer_config(config)
   results = []
   for name, c in runs:
+    model_dir = os.path.join(workdir, name)
+    done = psm_runs.finished(model_dir, int(config.train.total_steps))
+    if done:
+      results.append(done)
+      continue
     model = make_model(config, name, tok.vocab_size, c)
     task = lm_main.make_lm_task(tcfg, model, train_tokens, val_tokens)
     start = time.time()
-    result = trainer.train(tcfg, os.path.join(workdir, name), task, devices=[jax.devices()[0]])
+    result = trainer.train(tcfg, model_dir, task, devices=[jax.devices()[0]])
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(result.state.params))
     out = {'model': name, 'chunk_size': c or None, 'params': n_params, 'steps': int(result.state.step),
            'train_seconds': round(time.time() - start, 1),
@@ -74,7 +87,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, runs: list[tuple[str, i
            'val_nll': result.eval_metrics.get('nll'), 'val_perplexity': result.eval_metrics.get('perplexity'),
            'val_accuracy': result.eval_metrics.get('accuracy')}
     logging.info('%s: %s', name, out)
-    results.append(out)
+    results.append(psm_runs.record(model_dir, out))
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
     json.dump({'config': config.to_dict(), 'corpus_tokens': [len(train_tokens), len(val_tokens)],
                'results': results}, f, indent=1)

@@ -29,6 +29,7 @@ from absl import app, flags, logging
 
 from experiments import app_flags
 from experiments.psm import lm as psm_lm
+from experiments.psm import runs as psm_runs
 from jaxlab.data import psm_tasks
 from jaxlab.nn import transformer
 from jaxlab.nn.psm.transformer_psm import PSMConfig, TransformerPSM
@@ -144,6 +145,9 @@ def make_task(cfg: ml_collections.ConfigDict, model, evals: dict, t_len: int) ->
 
 
 def train_one(cfg: ml_collections.ConfigDict, name: str, chunk_size: int, workdir: str) -> dict:
+  done = psm_runs.finished(os.path.join(workdir, name), int(cfg.train.total_steps))
+  if done:
+    return done
   evals = eval_sets(cfg)
   t_len = cfg.data.train_max_len if is_group_task(cfg) else cfg.data.seq_len
   max_len = max([t_len] + [e['tokens'].shape[1] for e in evals.values()])
@@ -178,7 +182,7 @@ def train_one(cfg: ml_collections.ConfigDict, name: str, chunk_size: int, workdi
       out.setdefault('correct_by_position', {})[key] = correct.tolist()
   logging.info('%s: %s', name, {k: v for k, v in out.items() if not isinstance(v, (list, dict))}
                | {'accuracy_by_pairs': out.get('accuracy_by_pairs')})
-  return out
+  return psm_runs.record(os.path.join(workdir, name), out)
 
 
 def plot(results: list[dict], cfg: ml_collections.ConfigDict, path: str) -> None:

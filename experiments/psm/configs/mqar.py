@@ -12,6 +12,8 @@ on fresh sequences for each P in `data.eval_num_pairs`.
 
 import ml_collections
 
+from experiments.psm.configs import base
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -36,21 +38,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.psm_heads = 1                       # Heads of the PSM's Agg / Inf blocks (paper: 1; 0 = num_heads).
   c.model.agg_layers = 2                      # Transformer-PSM: bidirectional Agg layers (paper: 2).
   c.model.inf_layers = 2                      # Transformer-PSM: causal Inf layers (paper: 2).
-  c.train = ml_collections.ConfigDict()       # jaxlab trainer settings.
-  c.train.total_steps = 2000                  # Optimiser steps per model (CPU budget).
-  c.train.num_microbatches = 1                # Gradient accumulation.
-  c.train.log_every = 100                     # Metrics cadence.
-  c.train.eval_every = 500                    # Held-out query accuracy during training.
-  c.train.checkpoint_every = 500              # Checkpoint cadence (resume).
-  c.train.keep_checkpoints = 1                # Checkpoints kept.
-  c.train.ema_decay = 0.0                     # No EMA.
-  c.train.measure_peak = False                # No peak-memory probe.
-  c.train.peak_flops_per_device = 0.0         # MFU denominator (unused).
-  c.train.mesh = dict(data=1, fsdp=1, tensor=1)  # Single device.
-  c.train.sharding_rules = None               # Default rules.
-  c.train.optimizer = dict(name='adamw', learning_rate=1e-3, schedule='warmup_cosine', warmup_steps=100,
-                           weight_decay=0.01, b1=0.9, b2=0.98, eps=1e-8, grad_clip_norm=1.0,
-                           momentum=0.9, end_lr_fraction=0.1)  # AdamW (paper: lr 1e-4, wd 0.01, batch 32).
+  c.train = base.trainer_config(2000, log_every=100, eval_every=500, checkpoint_every=500, learning_rate=1e-3,
+                                warmup_steps=100)  # Paper: lr 1e-4, wd 0.01, batch 32.
   if arg == 'tiny':
     c.data.seq_len, c.data.num_pairs, c.data.eval_num_pairs = 32, (2, 4), (2, 4)
     c.data.num_train, c.data.num_eval, c.data.vocab_size = 256, 16, 64

@@ -1,11 +1,19 @@
-r"""S5 (or parity) word problems: train on lengths <= 18, evaluate accuracy at every length up to 128.
+r"""Group word problems (S5 and the cheaper S3, A4, A5, parity): train on lengths <= 18, evaluate accuracy at
+every length up to 128.
 
   python -m experiments.psm.main --config=experiments/psm/configs/s5.py --workdir=workdirs/psm_s5
+  python -m experiments.psm.main --config=experiments/psm/configs/s5.py:s3 --workdir=workdirs/psm_s3
   python -m experiments.psm.main --config=experiments/psm/configs/s5.py:parity --workdir=workdirs/psm_parity
   python -m experiments.psm.main --config=experiments/psm/configs/s5.py:tiny --workdir=workdirs/psm_tiny
+
+Variants: '' (S5), 's3', 'a4', 'a5' share the curriculum settings below (fresh problems every step, the
+longest training length growing from min_len to 18 over `curriculum_steps`); 'parity' is the first 500-step
+run (a fixed set of 20,000 problems, no curriculum); 'tiny' is the smoke test.
 """
 
 import ml_collections
+
+from experiments.psm.configs import base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -15,7 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.batch_size = 64                           # Sequences per step.
   c.eval_batch_size = 128                     # Sequences per eval forward pass.
   c.data = ml_collections.ConfigDict()
-  c.data.task = 's5'                          # 's5' (120 permutations) or 'parity'.
+  c.data.task = 's5'                          # A group of psm_tasks.GROUPS: 's5', 'a5', 'a4', 's3', 'parity'.
   c.data.num_train = 20000                    # Training sequences (0: fresh sequences every step).
   c.data.curriculum_steps = 0                 # With num_train = 0: steps over which the longest training
                                               # length grows from min_len to train_max_len (0: none).
@@ -32,21 +40,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.psm_heads = 0                       # Heads of the PSM's Agg / Inf blocks (0 = num_heads).
   c.model.agg_layers = 1                      # Transformer-PSM: bidirectional Agg layers.
   c.model.inf_layers = 1                      # Transformer-PSM: causal Inf layers.
-  c.train = ml_collections.ConfigDict()       # jaxlab trainer settings.
-  c.train.total_steps = 500                   # Optimiser steps per model (CPU budget).
-  c.train.num_microbatches = 1                # Gradient accumulation.
-  c.train.log_every = 100                     # Metrics cadence.
-  c.train.eval_every = 0                      # No in-training eval (accuracy is measured afterwards).
-  c.train.checkpoint_every = 500              # Checkpoint cadence (resume).
-  c.train.keep_checkpoints = 1                # Checkpoints kept.
-  c.train.ema_decay = 0.0                     # No EMA.
-  c.train.measure_peak = False                # No peak-memory probe.
-  c.train.peak_flops_per_device = 0.0         # MFU denominator (unused).
-  c.train.mesh = dict(data=1, fsdp=1, tensor=1)  # Single device.
-  c.train.sharding_rules = None               # Default rules.
-  c.train.optimizer = dict(name='adamw', learning_rate=1e-3, schedule='warmup_cosine', warmup_steps=100,
-                           weight_decay=0.01, b1=0.9, b2=0.98, eps=1e-8, grad_clip_norm=1.0,
-                           momentum=0.9, end_lr_fraction=0.1)  # AdamW (paper: lr 1e-4, wd 0.01).
+  c.train = base.trainer_config(500, log_every=100, eval_every=0, checkpoint_every=500, learning_rate=1e-3,
+                                warmup_steps=100)  # Paper: lr 1e-4, wd 0.01.
   if arg == 'parity':
     c.data.task = 'parity'
     c.train.total_steps = 500
