@@ -6,9 +6,9 @@ every length up to 128.
   python -m experiments.psm.main --config=experiments/psm/configs/s5.py:parity --workdir=workdirs/psm_parity
   python -m experiments.psm.main --config=experiments/psm/configs/s5.py:tiny --workdir=workdirs/psm_tiny
 
-Variants: '' (S5), 's3', 'a4', 'a5' share the curriculum settings below (fresh problems every step, the
-longest training length growing from min_len to 18 over `curriculum_steps`); 'parity' is the first 500-step
-run (a fixed set of 20,000 problems, no curriculum); 'tiny' is the smoke test.
+Variants: '' (S5) and 'parity' train 500 steps on a fixed set of 20,000 problems; 's3', 'a4', 'a5' train
+1,500 steps on fresh problems every step with a length curriculum (the longest training length grows from
+min_len to 18 over the first 500 steps); 'tiny' is the smoke test.
 """
 
 import ml_collections
@@ -45,6 +45,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == 'parity':
     c.data.task = 'parity'
     c.train.total_steps = 500
+  elif arg in ('s3', 'a4', 'a5'):
+    c.data.task, c.data.num_train, c.data.curriculum_steps = arg, 0, 500
+    c.train.total_steps, c.train.eval_every = 1500, 250
   elif arg == 'tiny':
     c.data.task = 'parity'
     c.data.num_train, c.data.num_eval, c.data.eval_len = 256, 16, 32
@@ -52,5 +55,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.total_steps, c.train.log_every, c.train.checkpoint_every = 5, 1, 0
     c.train.optimizer.warmup_steps = 1
   elif arg is not None:
-    raise ValueError(f'Unknown config argument {arg!r}; expected None, "parity" or "tiny".')
+    raise ValueError(f'Unknown config argument {arg!r}; expected None, "parity", "s3", "a4", "a5" or "tiny".')
   return c
