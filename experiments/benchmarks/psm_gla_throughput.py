@@ -48,19 +48,7 @@ def torch_side(cfg, params, tokens: np.ndarray, steps: int, warmup: int) -> tupl
   from experiments.benchmarks import torch_gla  # pylint: disable=import-outside-toplevel
   model = torch_gla.GLALM(cfg)
   torch_gla.load_jax_params(model, params)
-  opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, eps=1e-8)
-  tok = torch.from_numpy(tokens.astype(np.int64))
-  last = [None]
-
-  def run():
-    logits = model(tok[:, :-1])
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab_size), tok[:, 1:].reshape(-1))
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    last[0] = float(loss.detach())
-
-  return lm_throughput.time_steps(run, steps, warmup), last[0]
+  return lm_throughput.torch_train_timing(model, torch.from_numpy(tokens.astype(np.int64)), steps, warmup)
 
 
 def main(argv):
