@@ -13,8 +13,9 @@ Why so small (pilots, experiments/psm/README.md "MQAR"): recall needs an inducti
 2-layer Transformer sits on the 1/P "some value from the context" plateau until it forms. In the pilots
 (vocab 512 at length 128 / 256 with P in (4, 8, 16), and vocab 128 at length 64 with P in (2, 4, 8)) no
 Transformer left the plateau in 1,000-3,000 steps (lr 1e-3 to 1e-2, d 64 or 128); with vocab 32, P = 2
-and lr 1e-3 it left it after ~900 steps at length 16 and ~2,100 steps at length 64. Length 64 is the longest that fits the CPU budget, so c = 64 is a
-single chunk (no state passing) and c = 16 / 32 pass the pairs to later chunks through the scanned state.
+and lr 1e-3 it left it after ~900 steps at length 16 and ~2,100 steps at length 64. Length 64 is the
+longest that fits the CPU budget, so c = 64 is a single chunk (no state passing) and c = 16 / 32 pass the
+pairs to later chunks through the scanned state.
 """
 
 import ml_collections
