@@ -49,12 +49,10 @@ def time_steps(step, n: int, warmup: int) -> float:
   return float(np.median(best))
 
 
-def jax_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:
-  model = transformer.DecoderLM(cfg)
-  rng = np.random.default_rng(0)
-  tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (batch, seq + 1)), jnp.int32)
-  params = model.init(jax.random.PRNGKey(0), tokens[:, :-1])["params"]
-  tx = optax.adamw(1e-3, weight_decay=0.1)
+def jax_train_timing(model, params, tokens, n: int, warmup: int, lr: float = 1e-3) -> tuple[float, float]:
+  """(median seconds of a jitted AdamW train step on next-token loss over ``tokens`` [batch, seq + 1], the
+  loss at the last step). Also used by psm_gla_throughput."""
+  tx = optax.adamw(lr, weight_decay=0.1)
   opt = tx.init(params)
 
   def loss_fn(p):
@@ -67,14 +65,39 @@ def jax_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:
     u, o = tx.update(g, o, p)
     return optax.apply_updates(p, u), o, loss
 
-  state = [params, opt]
+  state = [params, opt, None]
 
   def run():
-    p, o, loss = step(*state)
-    loss.block_until_ready()
-    state[:] = [p, o]
+    p, o, loss = step(state[0], state[1])
+    state[:] = [p, o, loss.block_until_ready()]
 
-  return time_steps(run, n, warmup)
+  return time_steps(run, n, warmup), float(state[2])
+
+
+def jax_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:
+  model = transformer.DecoderLM(cfg)
+  rng = np.random.default_rng(0)
+  tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (batch, seq + 1)), jnp.int32)
+  params = model.init(jax.random.PRNGKey(0), tokens[:, :-1])["params"]
+  return jax_train_timing(model, params, tokens, n, warmup)[0]
+
+
+def torch_train_timing(model, tokens, n: int, warmup: int) -> tuple[float, float]:
+  """Median seconds of an eager PyTorch AdamW(lr 1e-3, wd 0.1) next-token step on `tokens` [batch, seq + 1]
+  (a torch int64 tensor), and the loss of the last step."""
+  import torch  # pylint: disable=import-outside-toplevel
+  opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+  last = [None]
+
+  def run():
+    logits = model(tokens[:, :-1])
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    last[0] = loss.detach()
+
+  return time_steps(run, n, warmup), float(last[0])
 
 
 def torch_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:
@@ -82,17 +105,7 @@ def torch_step_time(cfg, batch: int, seq: int, n: int, warmup: int) -> float:
   from experiments.benchmarks import torch_llama  # pylint: disable=import-outside-toplevel
   torch.manual_seed(0)
   model = torch_llama.LlamaLM(cfg, seq)
-  opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-  tokens = torch.randint(0, cfg.vocab_size, (batch, seq + 1))
-
-  def run():
-    logits = model(tokens[:, :-1])
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab_size), tokens[:, 1:].reshape(-1))
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-  return time_steps(run, n, warmup)
+  return torch_train_timing(model, torch.randint(0, cfg.vocab_size, (batch, seq + 1)), n, warmup)[0]
 
 
 def host_matmul_peak(matmul, a, n: int = 2048) -> float:

@@ -56,7 +56,10 @@ def model_config(cfg: ml_collections.ConfigDict, vocab_size: int, max_len: int) 
 
 def make_lm_task(config: ml_collections.ConfigDict, model: transformer.DecoderLM, train_tokens: np.ndarray,
                  val_tokens: np.ndarray) -> trainer.Task:
-  """Loss, eval and data for next-token prediction; reused by the LM benchmark."""
+  """Loss, eval and data for next-token prediction; reused by the LM benchmark and experiments/psm/lm.py.
+
+  `model` is any flax module mapping tokens [batch, T] to logits [batch, T, vocab] that accepts
+  `deterministic` (DecoderLM, TransformerPSM)."""
   seq_len = int(config.data.seq_len)
   train_src = pipeline.TokenWindows(train_tokens, seq_len)
   val_src = pipeline.TokenWindows(val_tokens, seq_len)
@@ -83,7 +86,8 @@ def make_lm_task(config: ml_collections.ConfigDict, model: transformer.DecoderLM
       init_params=lambda rng: model.init(rng, jnp.zeros((1, seq_len), jnp.int32))["params"],
       loss_fn=loss_fn, train_data=train_iter, eval_step=eval_step, eval_data=eval_data,
       tokens_per_example=seq_len,
-      flops_per_example=flops.lm_train_flops_per_token(model.config, seq_len) * seq_len,
+      flops_per_example=(flops.lm_train_flops_per_token(model.config, seq_len) * seq_len  # None: XLA's count
+                         if isinstance(model.config, transformer.TransformerConfig) else None),
       eval_finalize=lambda m: {"perplexity": float(np.exp(m["nll"]))})
 
 

@@ -5,7 +5,7 @@ All generators are numpy, deterministic in their `seed`, and return dicts of int
 inputs: labels[t] is what the model must output after reading tokens[0..t].
 
 * `word_problem` (Merrill et al.): tokens are group elements (S5: the 120 permutations of 5 points;
-  parity: Z2), labels[t] is the product a_t ∘ ... ∘ a_0 (the running state). Variable lengths
+  A5, A4, S3 and parity = Z2 as cheaper groups), labels[t] is the product a_t ∘ ... ∘ a_0 (the running state). Variable lengths
   in [min_len, max_len] are right-padded with token 0 and mask False.
 * `mqar` (Arora et al., Zoology): num_pairs key-value pairs (keys from the lower half of the
   vocabulary, values from the upper half), then queries of the keys at uniformly random later positions;
@@ -19,22 +19,48 @@ import itertools
 import numpy as np
 
 
-def s5_table() -> tuple[np.ndarray, np.ndarray]:
-  """(perms [120, 5], compose [120, 120]) with compose[a, s] = index of (a ∘ s), i.e. a applied after s."""
-  perms = np.array(list(itertools.permutations(range(5))), np.int32)
+def permutation_table(n: int, even_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """(perms [g, n], compose [g, g]) of S_n (or A_n if even_only), compose[a, s] = index of a ∘ s (a applied
+  after s). Permutations are in lexicographic order, so the identity is index 0."""
+  perms = [p for p in itertools.permutations(range(n))
+           if not even_only or sum(p[i] > p[j] for i in range(n) for j in range(i + 1, n)) % 2 == 0]
+  perms = np.array(perms, np.int32)
   index = {tuple(p): i for i, p in enumerate(perms)}
-  compose = np.array([[index[tuple(perms[a][perms[s]])] for s in range(120)] for a in range(120)],
-                     np.int32)
+  compose = np.array([[index[tuple(perms[a][perms[s]])] for s in range(len(perms))]
+                      for a in range(len(perms))], np.int32)
   return perms, compose
 
 
+def s5_table() -> tuple[np.ndarray, np.ndarray]:
+  """(perms [120, 5], compose [120, 120]) with compose[a, s] = index of (a ∘ s), i.e. a applied after s."""
+  return permutation_table(5)
+
+
+# Word-problem groups, smallest to largest: Z2, S3 (6), A4 (12), A5 (60, the smallest non-solvable group),
+# S5 (120). A5 and S5 word problems are NC1-complete (Barrington); Z2, S3 and A4 are solvable.
+GROUPS = {'parity': 2, 's3': 6, 'a4': 12, 'a5': 60, 's5': 120}
+
+
 def group_table(group: str) -> np.ndarray:
-  """The Cayley table compose[a, s] of 's5' (120 elements; identity is index 0) or 'parity' (Z2)."""
-  if group == 's5':
-    return s5_table()[1]
+  """The Cayley table compose[a, s] of one of `GROUPS` (identity is index 0)."""
   if group == 'parity':
     return np.array([[0, 1], [1, 0]], np.int32)
-  raise ValueError(f'Unknown group {group!r}; expected "s5" or "parity".')
+  if group in GROUPS:
+    return permutation_table(int(group[1]), even_only=group[0] == 'a')[1]
+  raise ValueError(f'Unknown group {group!r}; expected one of {sorted(GROUPS)}.')
+
+
+def _running_products(table: np.ndarray, tokens: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+  """tokens [n, T] group elements, lengths [n] -> the padded word-problem dict (see `word_problem`)."""
+  labels = np.zeros_like(tokens)
+  state = tokens[:, 0].copy()
+  labels[:, 0] = state
+  for t in range(1, tokens.shape[1]):
+    state = table[tokens[:, t], state]
+    labels[:, t] = state
+  mask = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
+  return {'tokens': np.where(mask, tokens, 0).astype(np.int32),
+          'labels': np.where(mask, labels, 0).astype(np.int32), 'mask': mask}
 
 
 def word_problem(group: str, num: int, min_len: int, max_len: int, seed: int) -> dict[str, np.ndarray]:
@@ -46,19 +72,45 @@ def word_problem(group: str, num: int, min_len: int, max_len: int, seed: int) ->
   if not 1 <= min_len <= max_len:
     raise ValueError(f'need 1 <= min_len <= max_len, got {min_len}, {max_len}.')
   table = group_table(group)
-  g = table.shape[0]
   rng = np.random.default_rng(seed)
-  tokens = rng.integers(0, g, size=(num, max_len)).astype(np.int32)
-  labels = np.zeros_like(tokens)
-  state = tokens[:, 0].copy()
-  labels[:, 0] = state
-  for t in range(1, max_len):
-    state = table[tokens[:, t], state]
-    labels[:, t] = state
+  tokens = rng.integers(0, table.shape[0], size=(num, max_len)).astype(np.int32)
   lengths = rng.integers(min_len, max_len + 1, size=num)
-  mask = np.arange(max_len)[None, :] < lengths[:, None]
-  tokens = np.where(mask, tokens, 0).astype(np.int32)
-  return {'tokens': tokens, 'labels': np.where(mask, labels, 0).astype(np.int32), 'mask': mask}
+  return _running_products(table, tokens, lengths)
+
+
+class WordProblemStream:
+  """An unbounded random-access source of word problems (a grain MapDataset source): record i is drawn from
+  its own generator seeded by (seed, i), so any position of the stream is reproducible and a resumed
+  iterator continues with fresh problems.
+
+  Length curriculum: record i has a length uniform in [min_len, hi(i)] where hi grows linearly from
+  min_len (i = 0) to max_len (i >= curriculum_examples); curriculum_examples = 0 means hi = max_len
+  throughout. Records are padded to max_len: tokens [max_len] int32, labels [max_len] int32, mask [max_len].
+  """
+
+  def __init__(self, group: str, min_len: int, max_len: int, seed: int, curriculum_examples: int = 0):
+    if not 1 <= min_len <= max_len:
+      raise ValueError(f'need 1 <= min_len <= max_len, got {min_len}, {max_len}.')
+    if curriculum_examples < 0:
+      raise ValueError(f'curriculum_examples must be >= 0, got {curriculum_examples}.')
+    self.table = group_table(group)
+    self.min_len, self.max_len, self.seed = min_len, max_len, seed
+    self.curriculum_examples = curriculum_examples
+
+  def longest(self, index: int) -> int:
+    """The longest length record `index` may have under the curriculum."""
+    if not self.curriculum_examples or index >= self.curriculum_examples:
+      return self.max_len
+    return self.min_len + (self.max_len - self.min_len) * index // self.curriculum_examples
+
+  def __len__(self) -> int:
+    return 2 ** 40
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng((self.seed, int(index)))
+    tokens = rng.integers(0, self.table.shape[0], size=(1, self.max_len)).astype(np.int32)
+    length = rng.integers(self.min_len, self.longest(int(index)) + 1, size=1)
+    return {k: v[0] for k, v in _running_products(self.table, tokens, length).items()}
 
 
 def mqar(num: int, seq_len: int, num_pairs: int, vocab_size: int, seed: int) -> dict[str, np.ndarray]:

@@ -42,3 +42,33 @@ def test_mqar():
       assert lab[pos] == pairs[tok[pos]] and pos >= 16
   with pytest.raises(ValueError):
     psm_tasks.mqar(1, 10, 8, 128, 0)
+
+
+@pytest.mark.parametrize('group', sorted(psm_tasks.GROUPS))
+def test_every_group_table_is_a_group(group):
+  table = psm_tasks.group_table(group)
+  g = psm_tasks.GROUPS[group]
+  assert table.shape == (g, g)
+  assert (table[0] == np.arange(g)).all() and (table[:, 0] == np.arange(g)).all()  # Identity 0.
+  assert all(sorted(row) == list(range(g)) for row in table)                    # Latin square.
+  a, b, c = np.meshgrid(*(np.arange(min(g, 12)),) * 3, indexing='ij')
+  np.testing.assert_array_equal(table[a, table[b, c]], table[table[a, b], c])   # Associative.
+  if group in ('a4', 'a5'):  # Even permutations only.
+    perms, _ = psm_tasks.permutation_table(int(group[1]), even_only=True)
+    assert all(np.linalg.det(np.eye(len(p))[p]) > 0 for p in perms)
+
+
+def test_word_problem_stream_is_reproducible_with_a_length_curriculum():
+  s = psm_tasks.WordProblemStream('s3', 2, 10, seed=3, curriculum_examples=100)
+  assert [s.longest(i) for i in (0, 50, 99, 100, 10 ** 9)] == [2, 6, 9, 10, 10]
+  for i in (0, 57, 10 ** 6):
+    rec = s[i]
+    n = int(rec['mask'].sum())
+    assert 2 <= n <= s.longest(i) and rec['tokens'].shape == (10,)
+    state = rec['tokens'][0]
+    for t in range(1, n):
+      state = s.table[rec['tokens'][t], state]
+      assert rec['labels'][t] == state
+    np.testing.assert_array_equal(s[i]['tokens'], rec['tokens'])
+  with pytest.raises(ValueError, match='curriculum'):
+    psm_tasks.WordProblemStream('s3', 2, 10, 0, curriculum_examples=-1)

@@ -34,11 +34,23 @@ from jaxlab.nn.psm import scans
 Array = jax.Array
 
 
+class FlatDense(nn.Dense):
+  """nn.Dense computed as one rank-2 GEMM: x [..., in] -> [n, in] @ [in, out] -> [..., out].
+
+  XLA:CPU runs the weight gradient of a Dense on [batch, length, in] (two contracting dimensions) ~2x slower
+  than the same GEMM on [batch·length, in] (experiments/benchmarks/README.md); the parameters (names,
+  shapes, logical axes) are nn.Dense's.
+  """
+
+  def __call__(self, x: Array) -> Array:
+    return super().__call__(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (self.features,))
+
+
 def _dense(features: int, axes: tuple[str, str], name: str, use_bias: bool = False,
-           bias_init: Any = nn.initializers.zeros, dtype: Any = jnp.float32) -> nn.Dense:
-  return nn.Dense(features, use_bias=use_bias, dtype=dtype,
-                  kernel_init=nn.with_logical_partitioning(default_kernel_init, axes),
-                  bias_init=nn.with_logical_partitioning(bias_init, (axes[1],)), name=name)
+           bias_init: Any = nn.initializers.zeros, dtype: Any = jnp.float32) -> FlatDense:
+  return FlatDense(features, use_bias=use_bias, dtype=dtype,
+                   kernel_init=nn.with_logical_partitioning(default_kernel_init, axes),
+                   bias_init=nn.with_logical_partitioning(bias_init, (axes[1],)), name=name)
 
 
 class _Mixer(nn.Module):

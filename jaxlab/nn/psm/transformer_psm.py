@@ -34,6 +34,7 @@ import numpy as np
 from jaxlab.nn.attention import causal_mask
 from jaxlab.nn.layers import Embed, LayerNorm, default_kernel_init
 from jaxlab.nn.psm.blelloch import BinaryCounter, blelloch_exclusive_scan
+from jaxlab.nn.psm.mixers import FlatDense
 from jaxlab.nn.transformer import Block, TransformerConfig
 
 Array = jax.Array
@@ -91,9 +92,9 @@ class TransformerPSM(nn.Module):
     self.inf_pos = Embed(2 * c, d)
     self.inf_blocks = [Block(cfg.block_config(cfg.inf_layers)) for _ in range(cfg.inf_layers)]
     self.inf_norm = LayerNorm()
-    self.head = nn.Dense(cfg.num_outputs, kernel_init=nn.with_logical_partitioning(
+    self.head = FlatDense(cfg.num_outputs, kernel_init=nn.with_logical_partitioning(
         default_kernel_init, ('embed', 'vocab')), bias_init=nn.with_logical_partitioning(
-            nn.initializers.zeros, ('vocab',)))
+            nn.initializers.zeros, ('vocab',)))  # Rank-2 GEMM (see mixers.FlatDense).
     self.empty_state = self.param('empty_state', nn.with_logical_partitioning(
         nn.initializers.normal(d ** -0.5), (None, 'embed')), (c, d))
 
@@ -139,16 +140,18 @@ class TransformerPSM(nn.Module):
     """The identity prefix state, [batch, c, d]."""
     return jnp.broadcast_to(self.empty_state, (batch,) + self.empty_state.shape)
 
-  def __call__(self, tokens: Array) -> Array:
+  def __call__(self, tokens: Array, *, deterministic: bool = True) -> Array:
     """Training form.
 
     Args:
       tokens: [batch, T] int ids, any T >= 1 (the last chunk is padded; padding never influences the
         returned logits because Inf is causal and the padded chunk is nobody's prefix).
+      deterministic: accepted for interface parity with DecoderLM; the PSM has no dropout.
 
     Returns:
       logits [batch, T, out] float32 (every position is a target; see the module docstring).
     """
+    del deterministic
     cfg = self.config
     b, t = tokens.shape
     c, d = cfg.chunk_size, cfg.embed_dim
