@@ -49,6 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.eps = 1e-8                  # Adam ε
   c.optimizer.momentum = 0.95             # Muon β
   c.optimizer.grad_clip_norm = 1.0        # global-norm clipping (paper 1.0)
+  c.optimizer.muon_all_matrices = True    # Muon also on rank-3 attention kernels (official: every ≥2-D weight)
 
   c.data = ml_collections.ConfigDict()
   c.data.corpus = 'shakespeare'   # 'shakespeare' (packaged asset) | 'files'
