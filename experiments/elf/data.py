@@ -22,7 +22,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxlab.data import corpora, pipeline, text_latents
+from experiments.lm import main as lm_main
+from jaxlab.data import pipeline, text_latents
 
 
 @dataclasses.dataclass
@@ -56,16 +57,6 @@ class ElfData:
             for r in compact_rows]
 
 
-def load_text(cfg: ml_collections.ConfigDict) -> str:
-  if cfg.corpus == 'shakespeare':
-    return corpora.load_shakespeare(cfg.cache_dir or None)
-  if cfg.corpus == 'files':
-    if not cfg.text_files:
-      raise ValueError("config.data.corpus='files' needs config.data.text_files")
-    return corpora.load_text_files(list(cfg.text_files))
-  raise ValueError(f"config.data.corpus={cfg.corpus!r} is not one of 'shakespeare', 'files'")
-
-
 def data_dir(cfg: ml_collections.ConfigDict, workdir: str) -> str:
   return cfg.data_dir or os.path.join(workdir, 'data')
 
@@ -78,7 +69,7 @@ def prepare(cfg: ml_collections.ConfigDict, workdir: str, *, need_latents: bool 
   text_latents.check_length(encoder, int(cfg.seq_len), 'config.data.seq_len')
   folder = data_dir(cfg, workdir)
   os.makedirs(folder, exist_ok=True)
-  windows = text_latents.wordpiece_windows(tok, load_text(cfg), int(cfg.seq_len))
+  windows = text_latents.wordpiece_windows(tok, lm_main.load_corpus(cfg), int(cfg.seq_len))
   n_val = max(1, int(round(len(windows) * float(cfg.val_fraction))))
   if len(windows) - n_val < 1:
     raise ValueError(f'{len(windows)} windows leave none for training with val_fraction={cfg.val_fraction}')

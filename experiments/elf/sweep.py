@@ -17,6 +17,7 @@ import time
 
 import jax
 import ml_collections
+import numpy as np
 from absl import app, flags, logging
 
 from experiments import app_flags
@@ -37,8 +38,20 @@ def load_run(workdir: str):
   return cfg, model, obj, evaluators.eval_params(state), data, int(state['step'])
 
 
+def reference_rows(data: data_lib.ElfData, n: int, seq_len: int, seed: int, evs) -> list[dict]:
+  """Two reference rows: held-out corpus windows, and i.i.d. draws from the training unigram distribution
+  (word salad with the corpus' token frequencies: what a generator that learned nothing but frequencies gives)."""
+  held_out = data.decode(data.to_compact(data.val_windows[:n]))
+  counts = np.bincount(data.to_compact(data.train_windows[:, 1:-1]).ravel(), minlength=data.vocab_size)
+  draws = np.random.default_rng(seed).choice(data.vocab_size, size=(n, seq_len - 2), p=counts / counts.sum())
+  unigram = data.decode(draws)
+  blank = {'method': '-', 'num_steps': '-', 'guidance': '-', 'schedule': '-', 'seconds': 0.}
+  return [{'run': 'data (held-out windows)', **blank, 'scores': evaluators.score(evs, held_out)},
+          {'run': 'unigram (i.i.d. training frequencies)', **blank, 'scores': evaluators.score(evs, unigram)}]
+
+
 def table(rows: list[dict], names: list[str]) -> str:
-  head = '| run | method | steps | w | grid | ' + ' | '.join(f'{n} gen ppl | {n} entropy' for n in names) + ' |'
+  head = '| run | method | steps | w | grid |' + ''.join(f' {n} gen ppl | {n} entropy |' for n in names)
   lines = [head, '|' + '---|' * (5 + 2 * len(names))]
   for r in rows:
     cells = [r['run'], r['method'], str(r['num_steps']), str(r['guidance']), r['schedule']]
@@ -62,9 +75,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     name = os.path.basename(os.path.normpath(run_dir))
     seq_len = int(cfg.data.seq_len)
     if i == 0 and config.reference:
-      texts = data.decode(data.to_compact(data.val_windows[:int(config.num_samples)]))
-      rows.append({'run': 'data (held-out windows)', 'method': '-', 'num_steps': '-', 'guidance': '-',
-                   'schedule': '-', 'scores': evaluators.score(evs, texts), 'seconds': 0.})
+      rows += reference_rows(data, int(config.num_samples), int(cfg.data.seq_len), int(config.seed), evs)
     is_elf = isinstance(model, elf.Elf)
     settings = [dict(s) for s in config.settings] if is_elf else sorted(
         {s['num_steps'] for s in config.settings})

@@ -33,9 +33,14 @@ def test_tiny_elf_trains_samples_and_resumes(tmp_path):
   samples = (tmp_path / 'elf' / 'samples.txt').read_text().splitlines()
   assert len(samples) == cfg.sample.num_samples
   assert json.load(open(tmp_path / 'elf' / 'results.json'))['step'] == cfg.total_steps
-  cfg2 = tiny(tmp_path)
-  cfg2.total_steps = 6
-  assert elf_main.run(cfg2, str(tmp_path / 'elf'))['step'] == 6    # resumed from step 4
+
+
+@pytest.mark.slow
+def test_tiny_elf_resumes(tmp_path):
+  elf_main.run(tiny(tmp_path), str(tmp_path / 'elf'))
+  cfg = tiny(tmp_path)
+  cfg.total_steps = 6
+  assert elf_main.run(cfg, str(tmp_path / 'elf'))['step'] == 6    # continued from the step-4 checkpoint
 
 
 @pytest.mark.slow
@@ -46,7 +51,7 @@ def test_tiny_mdlm_and_sweep(tmp_path):
   scfg = sweep_configs.get_config('tiny')
   scfg.runs = (str(tmp_path / 'elf'), str(tmp_path / 'mdlm'))
   res = sweep.run(scfg, str(tmp_path / 'sweep'))
-  assert len(res['rows']) == 1 + 2 + 2       # data row, two ELF settings, MDLM at 2 and 1 steps
+  assert len(res['rows']) == 2 + 2 + 2       # data and unigram rows, two ELF settings, MDLM at 2 and 1 steps
   assert os.path.exists(tmp_path / 'sweep' / 'results.md')
 
 

@@ -73,11 +73,14 @@ def test_control_tokens_are_not_rotated(model_and_params):
 def test_learned_table_variant():
   cfg = elf.ElfConfig(latent_dim=12, vocab_size=17, num_layers=1, embed_dim=16, num_heads=2, bottleneck_dim=8,
                       decoder_dim=10, freq_dim=8, embedding='learned')
-  model = elf.Elf(cfg)
-  params = nn.unbox(elf.init_params(model, jax.random.key(0), 6))
-  assert params['token_table'].shape == (17, 12)
-  rows = model.apply({'params': params}, jnp.array([[3, 4]]), method=elf.Elf.embed_tokens)
-  np.testing.assert_array_equal(rows[0, 1], params['token_table'][4])
+  model, tokens = elf.Elf(cfg), jnp.array([[3, 4]])
+  params = model.init(jax.random.key(0), tokens, method=elf.Elf.embed_tokens)['params']
+  assert nn.unbox(params)['token_table'].shape == (17, 12)
+  assert 'token_table' in jax.eval_shape(lambda: elf.init_params(model, jax.random.key(0), 6))
+  rows = model.apply({'params': params}, tokens, method=elf.Elf.embed_tokens)
+  np.testing.assert_array_equal(rows[0, 1], nn.unbox(params)['token_table'][4])
+  with pytest.raises(ValueError, match="embedding='learned'"):
+    elf.Elf(CFG).init(jax.random.key(0), tokens, method=elf.Elf.embed_tokens)
 
 
 def test_config_errors():
