@@ -1,4 +1,4 @@
-"""Entry tests of experiments/elf: the tiny config trains, samples, checkpoints and resumes; the MDLM run and the
+"""Entry tests of experiments/elf: the tiny config trains, samples and checkpoints; resuming, the MDLM run and the
 sampling sweep (slow); bad configs fail before any training with an error naming the key."""
 
 import json
@@ -25,7 +25,7 @@ def tiny(tmp_path, variant='tiny'):
   return cfg
 
 
-def test_tiny_elf_trains_samples_and_resumes(tmp_path):
+def test_tiny_elf_trains_and_samples(tmp_path):
   cfg = tiny(tmp_path)
   out = elf_main.run(cfg, str(tmp_path / 'elf'))
   assert out['step'] == cfg.total_steps and out['kind'] == 'elf'

@@ -3,8 +3,10 @@ r"""Sampling sweeps over trained experiments/elf runs (no training): see experim
   python -m experiments.elf.sweep --config=experiments/elf/configs/sweep.py:guidance --workdir=workdirs/sweep_guidance
   python -m experiments.elf.sweep --config=experiments/elf/configs/sweep.py:steps --workdir=workdirs/sweep_steps
   python -m experiments.elf.sweep --config=experiments/elf/configs/sweep.py:compare --workdir=workdirs/sweep_compare
+  python -m experiments.elf.sweep --config=experiments/elf/configs/sweep.py:quick --workdir=workdirs/sweep_quick
 
 Variants: guidance (a: w sweep, SDE 32 steps, ELF x-prediction), steps (b: SDE vs ODE at 8/16/32 steps),
+quick (a and b in one ≲10 min pass on the loaded 2-core CPU: 64 samples, w ∈ {1, 2, 3, 5}, SDE vs ODE at 8 and 32),
 compare (c-e: x- vs v-prediction, frozen vs learned embeddings, ELF vs MDLM, at 8/16/32 steps).
 Every row is scored by the evaluators of `config.eval` (generative perplexity AND entropy); a 'data' row
 scores held-out windows of the corpus as the reference.
@@ -12,7 +14,7 @@ scores held-out windows of the corpus as the reference.
 
 import ml_collections
 
-SWEEPS = ('guidance', 'steps', 'compare', 'tiny')
+SWEEPS = ('guidance', 'steps', 'compare', 'quick', 'tiny')
 
 
 def _setting(method='sde', num_steps=32, guidance=3.0, schedule='logit_normal'):
@@ -45,6 +47,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif arg == 'compare':
     c.runs = ('workdirs/elf_x', 'workdirs/elf_v', 'workdirs/elf_learned', 'workdirs/mdlm')
     c.settings = [_setting(num_steps=n) for n in (8, 16, 32)]
+  elif arg == 'quick':
+    c.num_samples = 64
+    c.settings = [_setting(guidance=w) for w in (1.0, 2.0, 3.0, 5.0)]
+    c.settings += [_setting(method='ode'), _setting(num_steps=8), _setting(method='ode', num_steps=8)]
   elif arg == 'tiny':
     c.num_samples = 4
     c.batch = 4
