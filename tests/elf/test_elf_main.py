@@ -1,5 +1,5 @@
-"""Entry tests of experiments/elf: the tiny config trains, samples and checkpoints; resuming, the MDLM run and the
-sampling sweep (slow); bad configs fail before any training with an error naming the key."""
+"""Entry tests of experiments/elf: the tiny config trains, samples and checkpoints, resumes, the tiny MDLM run and
+the sampling sweep (all slow); bad configs fail before any training with an error naming the key."""
 
 import json
 import os
@@ -25,6 +25,7 @@ def tiny(tmp_path, variant='tiny'):
   return cfg
 
 
+@pytest.mark.slow  # 93 s of the default set's 205 s (2 workers, load 6.7): kept out of the default suite's budget
 def test_tiny_elf_trains_and_samples(tmp_path):
   cfg = tiny(tmp_path)
   out = elf_main.run(cfg, str(tmp_path / 'elf'))
