@@ -11,6 +11,10 @@
   b1, b2, eps     Adam moments (AdamW; Muon's Adam fallback for non-matrix params)
   momentum        SGD momentum (0 disables), Muon's beta
   grad_clip_norm  global-norm clipping threshold (0 disables)
+  muon_all_matrices  Muon only: also orthogonalise the rank-3 weights (attention projections
+                  [embed, heads, head_dim] / [heads, head_dim, embed] as one matrix, [1, n, d] tables as
+                  n × d), as reference Muon implementations do for every ≥2-D weight (default False:
+                  optax's default, rank-3 weights go to the Adam fallback)
 """
 
 from __future__ import annotations
@@ -52,6 +56,21 @@ def decay_mask(params) -> object:
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
+def _muon_dims(path, p):
+  """Muon dimension numbers of one parameter (None: Adam), for ``muon_all_matrices``."""
+  md = optax.contrib.MuonDimensionNumbers
+  names = [str(getattr(k, "key", k)) for k in path]
+  if p.ndim == 2:
+    return md(0, 1)
+  if p.ndim == 3:
+    if p.shape[0] == 1:                        # [1, n, d] learned tokens: one n × d matrix
+      return md(1, 2)
+    if len(names) >= 2 and names[-2] == "out":  # HeadsOut kernel [heads, head_dim, embed]
+      return md((0, 1), 2)
+    return md(0, (1, 2))                       # HeadsIn kernel [embed, heads, head_dim]
+  return None
+
+
 def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """Returns ``(tx, schedule)`` for ``config.optimizer``; clipping is part of ``tx``."""
@@ -64,9 +83,13 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
   elif name == "muon":
     # Muon orthogonalises the updates of 2-D weights; everything else (embeddings are 2-D too, but
     # optax's default dimension numbers treat every 2-D array as a matrix) falls back to Adam.
+    dims = None
+    if cfg.get("muon_all_matrices", False):
+      dims = lambda params: jax.tree_util.tree_map_with_path(_muon_dims, params)  # noqa: E731
     tx = optax.contrib.muon(schedule, beta=cfg.get("momentum", 0.95), weight_decay=wd,
                             weight_decay_mask=decay_mask, adam_b1=cfg.get("b1", 0.9),
-                            adam_b2=cfg.get("b2", 0.999), adam_weight_decay=wd)
+                            adam_b2=cfg.get("b2", 0.999), adam_weight_decay=wd,
+                            muon_weight_dimension_numbers=dims)
   elif name == "sgd":
     momentum = float(cfg.get("momentum", 0.0))
     tx = optax.sgd(schedule, momentum=momentum or None)

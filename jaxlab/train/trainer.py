@@ -92,11 +92,16 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
 
 def state_shardings(abstract_state: step_lib.TrainState, param_shardings, tx, mesh) -> step_lib.TrainState:
-  """Shardings for a TrainState: optimiser leaves that mirror params get the params' shardings."""
+  """Shardings for a TrainState: optimiser leaves that mirror params get the params' shardings.
+
+  Partitioned optimisers (Muon: matrices vs Adam-handled vectors) keep `optax.MaskedNode` placeholders
+  in the params-shaped parts of their state; those stay placeholders.
+  """
   repl = mesh_lib.replicated(mesh)
-  opt = optax.tree_map_params(tx, lambda _, s: s, abstract_state.opt_state, param_shardings,
+  opt = optax.tree_map_params(tx, lambda x, s: x if isinstance(x, optax.MaskedNode) else s,
+                              abstract_state.opt_state, param_shardings,
                               transform_non_params=lambda _: repl,
-                              is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
+                              is_leaf=lambda x: isinstance(x, (jax.sharding.Sharding, optax.MaskedNode)))
   return step_lib.TrainState(step=repl, params=param_shardings, opt_state=opt, rng=repl,
                              ema_params=param_shardings if abstract_state.ema_params is not None else None)
 
