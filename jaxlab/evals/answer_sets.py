@@ -44,7 +44,7 @@ def from_samples(answers: Sequence[str | None], tokens: int = 0) -> AnswerSet:
   for a in answers:
     if a is not None:
       counts[a] = counts.get(a, 0) + 1
-  return AnswerSet(tuple(counts), tuple(c / k for c in counts.values()), tokens)
+  return AnswerSet(tuple(counts), tuple(c / k for c in counts.values()), tokens, parsed=bool(counts))
 
 
 IsCorrect = Callable[[str, object], bool]

@@ -9,9 +9,8 @@ Read from the official code (damanimehul/RLCR ``reward_fns.py`` and ishapuri/mul
 ``reward_fns.py``; weights from their configs):
 
 * Single-answer formats are the official anchored regexes (``tabc``: ``…</think> <answer>…</answer>
-  <analysis>…</analysis> <confidence>…</confidence>`` and nothing after; ``tac``, ``tbac``, ``ta``), plus two
-  reasoning-free variants for tiny models trained from scratch (``ac``, ``a``: the same patterns without the
-  ``</think>`` prefix). Formats with a confidence also need the last ``<confidence>`` to parse as a float in
+  <analysis>…</analysis> <confidence>…</confidence>`` and nothing after; ``tac``, ``tbac``, ``ta``), plus
+  variants without the ``</think>`` prefix for tiny models trained from scratch (``abc``, ``ac``, ``a``). Formats with a confidence also need the last ``<confidence>`` to parse as a float in
   [0, 1] (we additionally reject nan/inf, which ``float()`` accepts).
 * RLVR = 0.5·format + 0.5·accuracy; RLCR = 0.5·format + 0.5·accuracy + 0.5·(1 - (c - q)²). Accuracy (the last
   ``<answer>``) and Brier are 0 when the format fails. The official configs also log the mean confidence and
@@ -47,6 +46,7 @@ SINGLE_FORMATS: dict[str, str] = {
     "tbac": r".*?</think>\s*<analysis>.*?</analysis>\s*<answer>.*?</answer>\s*<confidence>.*?</confidence>\s*\Z",
     "tac": r".*?</think>\s*<answer>.*?</answer>\s*<confidence>.*?</confidence>\s*\Z",
     "ta": r".*?</think>\s*<answer>.*?</answer>\s*\Z",
+    "abc": r".*?<answer>.*?</answer>\s*<analysis>.*?</analysis>\s*<confidence>.*?</confidence>\s*\Z",
     "ac": r".*?<answer>.*?</answer>\s*<confidence>.*?</confidence>\s*\Z",
     "a": r".*?<answer>.*?</answer>\s*\Z",
 }

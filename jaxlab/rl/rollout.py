@@ -48,6 +48,7 @@ class Completions:
   mask: np.ndarray             # [rows, max_new_tokens] bool (after stop-string truncation)
   texts: list[str]             # decoded completions (cut after the first stop string)
   seconds: float               # wall time of sampling (device) + decoding (host)
+  logprobs: np.ndarray | None = None  # [rows, max_new_tokens] float32 sampler log-probs (temperature 1)
 
   @property
   def lengths(self) -> np.ndarray:
@@ -111,10 +112,9 @@ def sample(model: DecoderLM, params: Any, prompt: np.ndarray, prompt_mask: np.nd
   out = generate_lib.generate(model, params, args[0], args[1], max_new_tokens=cfg.max_new_tokens, rng=rng,
                               temperature=cfg.temperature, top_p=cfg.top_p, eos_id=cfg.eos_id, pad_id=cfg.pad_id,
                               stop_sequences=cfg.stop_sequences, active=args[2])
-  tokens, mask = jax.device_get((out.tokens, out.mask))
-  tokens, mask = np.asarray(tokens)[:n], np.asarray(mask)[:n]
+  tokens, mask, logprobs = (np.asarray(x)[:n] for x in jax.device_get((out.tokens, out.mask, out.logprobs)))
   texts, mask = decode_and_stop(tokens, mask, decode, cfg.stop_strings)
-  return Completions(rows, row_mask, tokens, mask, texts, time.perf_counter() - t0)
+  return Completions(rows, row_mask, tokens, mask, texts, time.perf_counter() - t0, np.where(mask, logprobs, 0.0))
 
 
 def decode_and_stop(tokens: np.ndarray, mask: np.ndarray, decode: Decode, stop_strings: Sequence[str] = ()
