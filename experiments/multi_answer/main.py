@@ -137,8 +137,7 @@ def evaluate(config, model, params, tok, kind: str, name: str, workdir: str, ite
                        "posterior": {lab: round(float(p), 3) for lab, p in zip(i.labels, i.posterior) if p > 0.01}}
                       for i, s in list(zip(items, sets))[:5]]}
   os.makedirs(os.path.join(workdir, name), exist_ok=True)
-  with open(os.path.join(workdir, name, "eval.json"), "w") as f:
-    json.dump(out, f)
+  recipe.write_json(os.path.join(workdir, name, "eval.json"), out, indent=None)
   logging.info("eval %s: %s", name, {m: round(v, 3) for m, v in metrics.items()})
   return out
 
@@ -168,20 +167,14 @@ def report(config, workdir: str, items) -> dict:
                                     os.path.join(workdir, "posterior.png"),
                                     title="stated p_i vs true P(d_i | x) (y: bin mean of the posterior)")
   summary = {n: r["metrics"] for n, r in found.items()}
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(summary, f, indent=1)
+  recipe.write_json(os.path.join(workdir, "results.json"), summary)
   return summary
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  runtime.initialize()
-  os.makedirs(workdir, exist_ok=True)
-  logging.info("Config:\n%s", config)
   k = int(config.k)
   table = arms(k)
-  unknown = sorted(set(config.arms) - set(table))
-  if unknown:
-    raise ValueError(f"config.arms has unknown arms {unknown}; expected a subset of {sorted(table)}")
+  recipe.begin(config, workdir, table)
   dmodel, tok, model = build(config)
   test = rl_tasks.diagnoses(int(config.eval.num_test), int(config.seed) + 100, dmodel)
   kinds = sorted({table[a][0] for a in config.arms})

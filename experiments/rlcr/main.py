@@ -23,7 +23,6 @@ import json
 import os
 import time
 
-import jax
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
@@ -158,8 +157,7 @@ def evaluate(config, model, params, tok, sampling, name: str, workdir: str) -> d
   out["voting"] = voting(config, model, params, tok, sampling, vote_items)
   out["eval_seconds"] = round(time.time() - t0, 1)
   os.makedirs(os.path.join(workdir, name), exist_ok=True)
-  with open(os.path.join(workdir, name, "eval.json"), "w") as f:
-    json.dump(out, f)
+  recipe.write_json(os.path.join(workdir, name, "eval.json"), out, indent=None)
   logging.info("eval %s: %s", name, {k: {m: round(v, 3) for m, v in s.items()} for k, s in out["sets"].items()})
   return out
 
@@ -187,14 +185,16 @@ def report(config, workdir: str) -> dict:
     lines.append("")
     calibration.reliability_diagram(
         {n: (r["curves"][variant]["confidence"], r["curves"][variant]["correct"]) for n, r in found.items()
-         if variant in r["curves"]}, os.path.join(workdir, f"reliability_{variant}.png"), title=f"noisy sums: {variant}")
+         if variant in r["curves"]}, os.path.join(workdir, f"reliability_{variant}.png"),
+        title=f"noisy sums: {variant}")
   lines += ["### stated confidence by noise level (ID, greedy): accuracy / mean confidence (Bayes accuracy)", ""]
   groups = next(iter(found.values()))["groups"].get("id", {}) if found else {}
   lines += ["| model | " + " | ".join(f"{g} ({v['bayes']:.2f})" for g, v in groups.items()) + " |",
             "|---|" + "---|" * len(groups)]
   for n, r in found.items():
     gs = r["groups"].get("id", {})
-    lines.append(f"| {n} | " + " | ".join(f"{gs[g]['accuracy']:.2f} / {gs[g]['confidence']:.2f}" for g in groups) + " |")
+    cells = [f"{gs[g]['accuracy']:.2f} / {gs[g]['confidence']:.2f}" for g in groups]
+    lines.append(f"| {n} | " + " | ".join(cells) + " |")
   lines += ["", "### voting accuracy on ID items vs samples n (majority / confidence-weighted / max-confidence)", ""]
   ns = list(next(iter(found.values()))["voting"]) if found else []
   lines += ["| model | " + " | ".join(f"n={n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
@@ -205,18 +205,12 @@ def report(config, workdir: str) -> dict:
   with open(os.path.join(workdir, "results.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   summary = {n: {"sets": r["sets"], "voting": r["voting"], "groups": r["groups"]} for n, r in found.items()}
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(summary, f, indent=1)
+  recipe.write_json(os.path.join(workdir, "results.json"), summary)
   return summary
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  runtime.initialize()
-  os.makedirs(workdir, exist_ok=True)
-  logging.info("Config:\n%s", config)
-  unknown = sorted(set(config.arms) - set(arms(config)))
-  if unknown:
-    raise ValueError(f"config.arms has unknown arms {unknown}; expected a subset of {sorted(arms(config))}")
+  recipe.begin(config, workdir, arms(config))
   tok, model, sampling = build(config)
   t0 = time.time()
   sft_params = recipe.run_sft(config, recipe.stage_dir(workdir, "sft"), model, sft_records(config, tok))

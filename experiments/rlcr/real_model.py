@@ -38,7 +38,8 @@ def prompts_that_fit(tok, template: str, questions, prompt_len: int, n: int):
   """The first n GSM8K items whose chat prompt has at most prompt_len tokens: (ids, items)."""
   ids, items = [], []
   for q in questions:
-    text = gguf.render_chat(template, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q["question"]}])
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q["question"]}]
+    text = gguf.render_chat(template, messages)
     t = tok.encode(text).ids
     if len(t) <= prompt_len:
       ids.append(t)

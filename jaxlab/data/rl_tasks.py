@@ -219,7 +219,8 @@ def format_targets(items: Sequence[QAItem], seed: int, *, mode: str, k: int = 3,
   but miscalibrated verbal confidence, standing in for a pretrained model's: single q = (1 + P(gold's
   mode))/2 (overconfident), multi p_i = (P(d_i | x) + 1/K)/2 (shrunk towards uniform) with the other
   candidates drawn from the posterior without replacement; both jittered by -0.1/0/+0.1 on the 0.1 grid
-  (multi: only when Σ stays ≤ 1).
+  (multi: only when Σ stays ≤ 1), and a quarter of the examples keep the uniform confidences so that every
+  value is still sampled (exploration for RL).
   """
   if prior not in SFT_PRIORS:
     raise ValueError(f"unknown SFT confidence prior {prior!r}; expected one of {SFT_PRIORS}")
@@ -228,7 +229,8 @@ def format_targets(items: Sequence[QAItem], seed: int, *, mode: str, k: int = 3,
   out = []
   for item in items:
     if mode == "single":
-      q = int(rng.integers(11)) if prior == "uniform" else _grid((1 + item.bayes_acc) / 2 + 0.1 * rng.integers(-1, 2))
+      informed = prior == "miscalibrated" and rng.random() >= 0.25
+      q = _grid((1 + item.bayes_acc) / 2 + 0.1 * rng.integers(-1, 2)) if informed else int(rng.integers(11))
       out.append(single_completion(item.answer, CONFIDENCES[q], item.analysis))
     elif mode == "answer":
       out.append(single_completion(item.answer, None))
@@ -244,6 +246,8 @@ def format_targets(items: Sequence[QAItem], seed: int, *, mode: str, k: int = 3,
         base = [int(np.floor(5 * (item.posterior[i] + 1 / k))) for i in idx]  # grid floor of the mean
         jitter = [min(max(b + int(rng.integers(-1, 2)), 0), 10) for b in base]
         conf = tuple(CONFIDENCES[c] for c in (jitter if sum(jitter) <= 10 else base))
+        if rng.random() < 0.25:
+          conf = triples[int(rng.integers(len(triples)))]
       out.append(multi_completion([item.answer] + [item.labels[i] for i in rest], conf))
     else:
       raise ValueError(f"unknown SFT target mode {mode!r}; expected 'single', 'answer' or 'multi'")

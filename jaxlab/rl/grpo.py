@@ -56,6 +56,7 @@ class GRPOConfig:
   clip_eps: float = 0.2
   clip_eps_high: float = 0.0       # 0: same as clip_eps
   kl_coef: float = 0.0             # β; > 0 needs reference params
+  log_kl: bool = False             # log KL to the reference even when β = 0 (one more forward pass)
   loss_temperature: float = 0.0    # logits / τ in the loss; 0: the sampling temperature (1 if greedy)
 
   @property
@@ -141,12 +142,13 @@ def policy_gradient_loss(logp: jax.Array, batch: Mapping[str, jax.Array], cfg: G
   n_tok = jnp.maximum(jnp.sum(m), 1.0)
   metrics = {"ratio_mean": jnp.sum(ratio * m) / n_tok,
              "clip_fraction": jnp.sum((jnp.abs(clipped - ratio) > 0) * m) / n_tok}
-  if cfg.kl_coef > 0:
-    if "ref_logprobs" not in batch:
-      raise ValueError("config.rl.kl_coef > 0 needs reference log-probs in the batch (pass ref_params)")
+  if cfg.kl_coef > 0 and "ref_logprobs" not in batch:
+    raise ValueError("config.rl.kl_coef > 0 needs reference log-probs in the batch (pass ref_params)")
+  if "ref_logprobs" in batch:
     d = batch["ref_logprobs"] - logp
     kl = jnp.exp(d) - d - 1.0
-    per_token = per_token + cfg.kl_coef * kl
+    if cfg.kl_coef > 0:
+      per_token = per_token + cfg.kl_coef * kl
     metrics["kl"] = jnp.sum(kl * m) / n_tok
   if cfg.loss_norm == "token":
     loss = jnp.sum(per_token * m) / jnp.maximum(jnp.sum(batch["tokens_per_row"]), 1.0)
@@ -200,8 +202,8 @@ class GRPO:
 
   def __post_init__(self):
     self.cfg.validate()
-    if self.cfg.kl_coef > 0 and self.ref_params is None:
-      raise ValueError("config.rl.kl_coef > 0 needs ref_params (the frozen reference policy)")
+    if (self.cfg.kl_coef > 0 or self.cfg.log_kl) and self.ref_params is None:
+      raise ValueError("config.rl.kl_coef > 0 and config.rl.log_kl need ref_params (the frozen reference policy)")
     self.sampling = dataclasses.replace(self.sampling, max_new_tokens=self.cfg.max_new_tokens,
                                         temperature=self.cfg.temperature, top_p=self.cfg.top_p)
     self._logprobs = jax.jit(rollout_lib.sequence_logprobs, static_argnames=("model", "temperature"))
@@ -249,7 +251,7 @@ class GRPO:
     extra = {}
     if self.cfg.num_iterations > 1:
       extra["old_logprobs"] = self.model_logprobs(params, batch, sharding)
-    if self.cfg.kl_coef > 0:
+    if self.cfg.kl_coef > 0 or self.cfg.log_kl:
       extra["ref_logprobs"] = self.model_logprobs(self.ref_params, batch, sharding)
     batch.update(extra)
     return batch, rollout_metrics(comp, scores, adv, g, self.cfg.max_new_tokens)

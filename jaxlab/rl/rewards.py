@@ -10,8 +10,9 @@ Read from the official code (damanimehul/RLCR ``reward_fns.py`` and ishapuri/mul
 
 * Single-answer formats are the official anchored regexes (``tabc``: ``…</think> <answer>…</answer>
   <analysis>…</analysis> <confidence>…</confidence>`` and nothing after; ``tac``, ``tbac``, ``ta``), plus
-  variants without the ``</think>`` prefix for tiny models trained from scratch (``abc``, ``ac``, ``a``). Formats with a confidence also need the last ``<confidence>`` to parse as a float in
-  [0, 1] (we additionally reject nan/inf, which ``float()`` accepts).
+  variants without the ``</think>`` prefix for tiny models trained from scratch (``abc``, ``ac``, ``a``).
+  Formats with a confidence also need the last ``<confidence>`` to parse as a float in [0, 1] (we also
+  reject nan/inf, which ``float()`` accepts).
 * RLVR = 0.5·format + 0.5·accuracy; RLCR = 0.5·format + 0.5·accuracy + 0.5·(1 - (c - q)²). Accuracy (the last
   ``<answer>``) and Brier are 0 when the format fails. The official configs also log the mean confidence and
   the fraction of confidences at 0 or 1 with weight 1e-6; we log them with weight 0.

@@ -8,6 +8,6 @@ from jaxlab.train.trainer import RolloutContext, Task, Trainer, TrainResult, eva
 
 __all__ = [
     "CheckpointError", "Checkpointer", "DEFAULT_RULES", "MESH_AXES", "batch_sharding", "make_mesh",
-    "make_optimizer", "make_schedule", "TrainState", "make_train_step", "RolloutContext", "Task", "Trainer", "TrainResult",
-    "evaluate", "train",
+    "make_optimizer", "make_schedule", "TrainState", "make_train_step", "RolloutContext", "Task", "Trainer",
+    "TrainResult", "evaluate", "train",
 ]

@@ -13,10 +13,11 @@ from experiments.rlcr.configs import default as rlcr_default
 from jaxlab.train import metrics
 
 
-def test_rlcr_tiny_runs_resumes_and_reports(tmp_path):
+def test_rlcr_tiny_runs_and_reports(tmp_path):
+  """SFT + one GRPO arm + evaluation + report (resume of the RL stage: tests/rl/test_rl_engine.py)."""
   cfg = rlcr_default.get_config("tiny")
   cfg.arms = ("rlcr",)
-  cfg.eval.sets = ("id", "shift_3op")
+  cfg.eval.sets = ("id",)
   out = rlcr_main.run(cfg, str(tmp_path))
   assert set(out) == {"sft", "rlcr"}
   for name in out:
@@ -26,12 +27,8 @@ def test_rlcr_tiny_runs_resumes_and_reports(tmp_path):
   assert (tmp_path / "reliability_id.png").exists() and "| rlcr |" in (tmp_path / "results.md").read_text()
   logged = metrics.read_jsonl(str(tmp_path / "rlcr" / "metrics.jsonl"))
   assert [r["step"] for r in logged if "train/loss" in r] == [1, 2]
-  assert all("train/reward/brier" in r and "train/rollout/tokens_per_sec" in r for r in logged if "train/loss" in r)
-  # Same command, more RL steps: the arm resumes from its checkpoint (SFT is reloaded, not retrained).
-  cfg.rl.total_steps = 3
-  rlcr_main.run(cfg, str(tmp_path))
-  logged = metrics.read_jsonl(str(tmp_path / "rlcr" / "metrics.jsonl"))
-  assert [r["step"] for r in logged if "train/loss" in r] == [1, 2, 3]
+  assert all("train/reward/brier" in r and "train/rollout/tokens_per_sec" in r and "train/kl" in r
+             for r in logged if "train/loss" in r)
   with pytest.raises(ValueError, match="config.arms has unknown arms"):
     cfg.arms = ("rlhf",)
     rlcr_main.run(cfg, str(tmp_path))
@@ -41,16 +38,8 @@ def test_rlcr_tiny_runs_resumes_and_reports(tmp_path):
 def test_multi_answer_tiny_all_arms(tmp_path):
   cfg = ma_default.get_config("tiny")
   out = ma_main.run(cfg, str(tmp_path))
-  assert {"oracle", "sft_single", "sft_multi", "rlvr_single", "multi_rlvr", "multi_rlcr"} <= set(out)
+  assert set(out) == {"oracle", "sft_single", "sft_multi", "rlvr_single", "multi_rlvr", "multi_rlcr"}
   assert out["oracle"]["topk_recall"] == 1.0 and out["oracle"]["confidence_abs_error"] == 0.0
-  assert (tmp_path / "posterior.png").exists() or all(out[n]["parse_rate"] == 0 for n in out if n != "oracle")
-
-
-def test_multi_answer_tiny_one_arm(tmp_path):
-  cfg = ma_default.get_config("tiny")
-  cfg.arms = ("multi_rlcr",)
-  out = ma_main.run(cfg, str(tmp_path))
-  assert set(out) == {"oracle", "sft_multi", "multi_rlcr"}
   for key in ("pass@1", "pass@3", "coverage", "set_brier", "diversity", "tokens_per_set", "posterior_mass"):
     assert key in out["multi_rlcr"]
   assert json.load(open(tmp_path / "results.json"))["oracle"]["pass@3"] == out["oracle"]["coverage"]

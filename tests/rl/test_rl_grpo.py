@@ -19,7 +19,7 @@ def tabular_logp(theta, prev, actions):
 
 
 def reinforce_by_hand(theta, prev, actions, mask, adv, norm):
-  """-Σ_i A_i Σ_t m_it ∇ log π(a_it) / normaliser, with ∇_θ[p] log softmax(θ[p]/τ)_a = (e_a - π(·|p)) / τ."""
+  """-Σ_i A_i Σ_t m_it ∇ log π(a_it) / normaliser, with ∇_θ[p] log softmax(θ[p]/τ)_a = (e_a - π(·|p))/τ."""
   theta = np.asarray(theta, np.float64)
   grad = np.zeros_like(theta)
   for i in range(actions.shape[0]):

@@ -13,7 +13,8 @@ def total(comps, weights):
   return sum(w * comps.get(k, 0.0) for k, w in weights.items())
 
 
-WELL = "<think> capital of France </think> <answer> Paris </answer> <analysis> sure </analysis> <confidence> 0.8 </confidence>"
+WELL = ("<think> capital of France </think> <answer> Paris </answer> <analysis> sure </analysis> "
+        "<confidence> 0.8 </confidence>")
 
 
 @pytest.mark.parametrize("text, fmt, acc, q", [
