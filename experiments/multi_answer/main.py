@@ -164,8 +164,8 @@ def report(config, workdir: str, items) -> dict:
     calibration.reliability_diagram({n: (c["confidence"], c["correct"]) for n, c in curves.items()},
                                     os.path.join(workdir, "reliability.png"), title="diagnosis: candidates")
     calibration.reliability_diagram({n: (c["confidence"], c["true_posterior"]) for n, c in curves.items()},
-                                    os.path.join(workdir, "posterior.png"),
-                                    title="stated p_i vs true P(d_i | x) (y: bin mean of the posterior)")
+                                    os.path.join(workdir, "posterior.png"), title="stated p_i vs the true posterior",
+                                    ylabel="true P(d_i | symptoms), bin mean")
   summary = {n: r["metrics"] for n, r in found.items()}
   recipe.write_json(os.path.join(workdir, "results.json"), summary)
   return summary

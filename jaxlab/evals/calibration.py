@@ -98,8 +98,12 @@ def summary(confidence, correct) -> dict[str, float]:
 
 
 def reliability_diagram(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: str,
-                        title: str = "", num_bins: int = NUM_BINS) -> str:
-  """Writes a PNG reliability diagram with one line per named (confidence, correct) set; returns path."""
+                        title: str = "", num_bins: int = NUM_BINS, ylabel: str = "accuracy") -> str:
+  """Writes a PNG reliability diagram with one line per named (confidence, correct) set; returns path.
+
+  ``correct`` may be any target in [0, 1] (e.g. the true probability of each answer; then pass ``ylabel``):
+  the y value of a bin is its mean target and the legend's ECE the binned |confidence - target| gap.
+  """
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
@@ -113,7 +117,7 @@ def reliability_diagram(curves: dict[str, tuple[Sequence[float], Sequence[float]
   ax.set_xlim(0, 1)
   ax.set_ylim(0, 1)
   ax.set_xlabel("stated confidence (bin mean)")
-  ax.set_ylabel("accuracy")
+  ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=9)
   ax.legend(fontsize=7, loc="upper left")
   fig.tight_layout()
