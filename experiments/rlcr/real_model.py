@@ -51,7 +51,9 @@ def prompts_that_fit(tok, template: str, questions, prompt_len: int, n: int):
   return ids, items
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
+  """Runs the arm; ``devices`` restricts the mesh (e.g. one device: under 8 fake CPU devices a data-parallel
+  mesh would replicate the 135M params and Adam state 8 times in host memory)."""
   runtime.initialize()
   os.makedirs(workdir, exist_ok=True)
   logging.info("Config:\n%s", config)
@@ -79,7 +81,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   t1 = time.time()
   result = recipe.run_grpo(config, workdir, model=model, params=params, records=records, reward_fn=reward_fn,
-                           weights=rewards.RLCR_WEIGHTS, decode=decode, sampling=sampling, on_eval=on_eval)
+                           weights=rewards.RLCR_WEIGHTS, decode=decode, sampling=sampling, on_eval=on_eval,
+                           devices=devices)
   train_s = time.time() - t1
   rows = [r for r in metrics_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl")) if "train/loss" in r]
   out = {"params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(params))), "load_seconds": round(load_s, 1),

@@ -3,6 +3,7 @@
 import json
 import os
 
+import jax
 import pytest
 
 from experiments.multi_answer import main as ma_main
@@ -51,7 +52,7 @@ def test_smollm2_rlcr_steps(tmp_path):
   cfg = rlcr_default.get_config("smollm2")
   cfg.rl.total_steps, cfg.rl.eval_every, cfg.rl.checkpoint_every = 2, 2, 2
   cfg.rl.grpo.max_new_tokens = 16
-  out = real_model.run(cfg, str(tmp_path))
+  out = real_model.run(cfg, str(tmp_path), devices=[jax.devices()[0]])
   assert out["steps"] == 2 and len(out["per_step"]) == 2
   assert all(r["rollout/tokens_per_sec"] > 0 for r in out["per_step"])
   assert os.path.exists(tmp_path / "real_model.json")
