@@ -9,7 +9,8 @@
 * **Diagnosis** (multi-answer): 8 diseases with a prior, 12 symptoms with a categorical emission per
   disease (both drawn once from a fixed seed); a patient is 1-4 symptom tokens drawn from the emission of a
   disease d ~ prior, so d | symptoms follows the exact Naive-Bayes posterior, which is known per item.
-* **GSM8K** test questions with their gold numbers (`gsm8k_test`, the 'gsm8k' asset) for real models.
+* **GSM8K** test questions with their gold numbers (`gsm8k_test`, the 'gsm8k' asset) and reasoning-gym's
+  procedural `basic_arithmetic` generator (`basic_arithmetic`, the 'reasoning-gym' asset) for real models.
 
 Completions use the papers' tags as words: "<answer> 7 </answer> <confidence> 0.8 </confidence>" or
 "<answer1> d3 </answer1> <confidence1> 0.5 </confidence1> …", with confidences on the grid 0.0, 0.1, …, 1.0.
@@ -18,9 +19,12 @@ Completions use the papers' tags as words: "<answer> 7 </answer> <confidence> 0.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
 import json
 import pathlib
+import sys
+import types
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -277,3 +281,54 @@ def gsm8k_test(path: str | None = None) -> list[dict[str, str]]:
     out.append({"question": row["question"], "answer": row["answer"].split("####")[-1].strip().replace(",", ""),
                 "solution": row["answer"]})
   return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reasoning-gym basic_arithmetic (an easier real QA source for a 135M model).
+
+
+def _reasoning_gym_basic_arithmetic():
+  """The ``reasoning_gym.arithmetic.basic_arithmetic`` module: the installed package if importable, else the
+  'reasoning-gym' asset's source.
+
+  The package's ``__init__`` imports all 106 generators and their dependencies (sympy, cellpylib, pycosat, …,
+  none of which this generator needs), so from the asset we import only the modules it uses
+  (dataset, factory, utils, coaching.attributes / base_curriculum) under empty parent packages.
+  """
+  try:
+    return importlib.import_module("reasoning_gym.arithmetic.basic_arithmetic")
+  except ImportError:
+    for name in [k for k in sys.modules if k == "reasoning_gym" or k.startswith("reasoning_gym.")]:
+      del sys.modules[name]  # a half-imported real package
+  root = assets.fetch("reasoning-gym") / "reasoning_gym"
+
+  def package(name: str, path: pathlib.Path) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    mod.__path__ = [str(path)]
+    sys.modules[name] = mod
+    return mod
+
+  package("reasoning_gym", root)
+  coaching = package("reasoning_gym.coaching", root / "coaching")
+  for sub in ("attributes", "base_curriculum"):
+    mod = importlib.import_module(f"reasoning_gym.coaching.{sub}")
+    coaching.__dict__.update({k: v for k, v in vars(mod).items() if not k.startswith("_")})
+  package("reasoning_gym.arithmetic", root / "arithmetic")
+  return importlib.import_module("reasoning_gym.arithmetic.basic_arithmetic")
+
+
+def basic_arithmetic(n: int, seed: int, **config) -> list[dict[str, str]]:
+  """n items of reasoning-gym's ``basic_arithmetic``: [{'question', 'answer'}] (e.g. "Calculate 13 - 92.", "-79").
+
+  ``config``: BasicArithmeticDatasetConfig fields (min_terms, max_terms, min_digits, max_digits, operators,
+  allow_parentheses, allow_negation, format_style, whitespace); the generator's own defaults otherwise.
+  """
+  ba = _reasoning_gym_basic_arithmetic()
+  fields = {f.name for f in dataclasses.fields(ba.BasicArithmeticDatasetConfig)} - {"seed", "size"}
+  unknown = sorted(set(config) - fields)
+  if unknown:
+    raise ValueError(f"unknown basic_arithmetic config keys {unknown}; expected some of {sorted(fields)}")
+  if "operators" in config:
+    config["operators"] = tuple(config["operators"])
+  ds = ba.BasicArithmeticDataset(ba.BasicArithmeticDatasetConfig(seed=seed, size=n, **config))
+  return [{"question": ds[i]["question"], "answer": str(ds[i]["answer"])} for i in range(n)]

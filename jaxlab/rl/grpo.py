@@ -23,6 +23,7 @@ unbiased std (TRL: floor 0, eps 1e-4; Self-CTRL: floor 0.05, eps 0).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -249,12 +250,15 @@ class GRPO:
              "completion_mask": comp.mask.astype(np.float32), "advantages": adv,
              "tokens_per_row": np.full((rows,), n_tok / rows, np.float32)}
     extra = {}
+    t0 = time.perf_counter()
     if self.cfg.num_iterations > 1:
       extra["old_logprobs"] = self.model_logprobs(params, batch, sharding)
     if self.cfg.kl_coef > 0 or self.cfg.log_kl:
       extra["ref_logprobs"] = self.model_logprobs(self.ref_params, batch, sharding)
     batch.update(extra)
-    return batch, rollout_metrics(comp, scores, adv, g, self.cfg.max_new_tokens)
+    metrics = rollout_metrics(comp, scores, adv, g, self.cfg.max_new_tokens)
+    metrics["rollout/logprob_seconds"] = time.perf_counter() - t0  # old / reference log-prob passes
+    return batch, metrics
 
   def model_logprobs(self, params, batch: Mapping[str, np.ndarray], sharding) -> np.ndarray:
     args = [batch["prompt"], batch["prompt_mask"], batch["completion"]]

@@ -1,4 +1,6 @@
-"""Synthetic calibration tasks: exact posteriors, the word tokenizer, SFT format targets, GSM8K parsing."""
+"""Calibration tasks: exact posteriors, the word tokenizer, SFT format targets, GSM8K parsing, reasoning-gym."""
+
+import re
 
 import numpy as np
 import pytest
@@ -63,3 +65,18 @@ def test_gsm8k_parsing(tmp_path):
   path.write_text('{"question": "q", "answer": "no marker"}\n')
   with pytest.raises(ValueError, match="no '#### N' line"):
     rl_tasks.gsm8k_test(str(path))
+
+
+def test_basic_arithmetic_from_reasoning_gym():
+  """The reasoning-gym generator (from the asset, without its 106-generator package import): seeded items whose
+  gold answer is the value of the printed expression."""
+  cfg = dict(min_terms=2, max_terms=2, min_digits=1, max_digits=2, operators=["+", "-"], allow_parentheses=False,
+             allow_negation=False)
+  rows = rl_tasks.basic_arithmetic(20, 3, **cfg)
+  assert rows == rl_tasks.basic_arithmetic(20, 3, **cfg) and rows != rl_tasks.basic_arithmetic(20, 4, **cfg)
+  for r in rows:
+    expr = re.fullmatch(r"Calculate (\d+ [+-] \d+)\.", r["question"]).group(1)
+    a, op, b = expr.split()
+    assert int(r["answer"]) == (int(a) + int(b) if op == "+" else int(a) - int(b))
+  with pytest.raises(ValueError, match="unknown basic_arithmetic config keys"):
+    rl_tasks.basic_arithmetic(2, 0, digits=3)
