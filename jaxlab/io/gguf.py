@@ -209,3 +209,9 @@ def special_token_ids(f: GGUFFile) -> dict[str, int]:
 def chat_template(f: GGUFFile) -> str | None:
   """The Jinja chat template stored in the GGUF, if any."""
   return f.metadata.get('tokenizer.chat_template')
+
+
+def render_chat(template: str, messages: list[dict[str, str]]) -> str:
+  """Renders a GGUF's Jinja chat template (see `chat_template`) with add_generation_prompt=True."""
+  import jinja2  # pylint: disable=g-import-not-at-top
+  return jinja2.Environment().from_string(template).render(messages=messages, add_generation_prompt=True)

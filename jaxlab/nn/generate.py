@@ -3,7 +3,10 @@
 `generate(model, params, prompts, prompt_mask, ...)` runs one prefill over left-padded prompts and then
 a `lax.while_loop` of single-token decode steps, all inside one jit. Decoding is greedy when
 `temperature == 0`, else temperature + nucleus (top-p) sampling. Each sequence stops at its own `eos_id`
-(later positions are masked out); the loop ends when every sequence is done or after `max_new_tokens`.
+or after any of the optional `stop_sequences` (token-id sequences, e.g. a closing tag; the stop tokens are
+kept); later positions are masked out. `active` [batch] switches individual rows off (they generate
+nothing: padding rows that make a batch divisible by the mesh). The loop ends when every sequence is
+done or after `max_new_tokens`.
 
 Outputs are fixed-shape so RL code can batch them: tokens [batch, max_new_tokens], a bool mask of the
 real generated tokens (the eos token itself included), per-token log-probabilities under the model
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -70,6 +74,20 @@ def sample_logits(logits: Array, rng: Array, temperature: Array | float, top_p: 
   return jnp.where(temperature > 0, sampled, greedy)
 
 
+def stop_table(stop_sequences) -> Array:
+  """Token-id stop sequences -> [num_stops, max_len] int32, right-aligned, -1 = wildcard (left pad).
+
+  A row of all -1 would match anything, so empty sequences are an error.
+  """
+  seqs = [list(map(int, s)) for s in stop_sequences]
+  if not seqs:
+    return jnp.zeros((0, 1), jnp.int32)
+  if any(len(s) == 0 for s in seqs):
+    raise ValueError('stop_sequences must not contain an empty sequence.')
+  n = max(len(s) for s in seqs)
+  return jnp.asarray([[-1] * (n - len(s)) + s for s in seqs], jnp.int32)
+
+
 def _cache_model(model: DecoderLM, total_len: int) -> DecoderLM:
   cfg = model.config
   if cfg.pos == 'rope':
@@ -80,7 +98,7 @@ def _cache_model(model: DecoderLM, total_len: int) -> DecoderLM:
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'max_new_tokens'))
-def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_id, pad_id, *,
+def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_id, pad_id, stops, active, *,
               max_new_tokens):
   b = prompts.shape[0]
   cache = init_cache(model, b)
@@ -93,7 +111,7 @@ def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_
     return jnp.logical_and(step < max_new_tokens, jnp.logical_not(jnp.all(done)))
 
   def body(carry):
-    step, cache, last_logits, done, rng, toks, mask, lps = carry
+    step, cache, last_logits, done, rng, toks, mask, lps, recent = carry
     rng, sub = jax.random.split(rng)
     tok = sample_logits(last_logits, sub, temperature, top_p)
     lp = jnp.take_along_axis(jax.nn.log_softmax(last_logits, -1), tok[:, None], -1)[:, 0]
@@ -102,21 +120,27 @@ def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_
     toks = toks.at[:, step].set(tok)
     mask = mask.at[:, step].set(live)
     lps = lps.at[:, step].set(jnp.where(live, lp, 0.))
-    done = jnp.logical_or(done, jnp.logical_and(live, tok == eos_id))  # eos_id -1: never
+    stopped = tok == eos_id  # eos_id -1: never
+    if stops.shape[0]:  # the last stops.shape[1] generated tokens (-2 before the first) against each stop
+      recent = jnp.concatenate([recent[:, 1:], tok[:, None]], axis=1)
+      hit = jnp.all((recent[:, None, :] == stops[None]) | (stops[None] == -1), axis=-1)  # [batch, num_stops]
+      stopped = jnp.logical_or(stopped, jnp.any(hit, axis=-1))
+    done = jnp.logical_or(done, jnp.logical_and(live, stopped))
     logits, state = model.apply({'params': params, 'cache': cache}, tok[:, None], decode=True,
                                 mutable=['cache'])
-    return step + 1, state['cache'], logits[:, -1], done, rng, toks, mask, lps
+    return step + 1, state['cache'], logits[:, -1], done, rng, toks, mask, lps, recent
 
-  carry = (jnp.int32(0), state['cache'], last_logits, jnp.zeros((b,), jnp.bool_), rng,
+  carry = (jnp.int32(0), state['cache'], last_logits, jnp.logical_not(active), rng,
            jnp.full((b, max_new_tokens), pad_id, jnp.int32), jnp.zeros((b, max_new_tokens), jnp.bool_),
-           jnp.zeros((b, max_new_tokens), jnp.float32))
-  _, _, _, _, _, toks, mask, lps = jax.lax.while_loop(cond, body, carry)
+           jnp.zeros((b, max_new_tokens), jnp.float32), jnp.full((b, stops.shape[1]), -2, jnp.int32))
+  _, _, _, _, _, toks, mask, lps, _ = jax.lax.while_loop(cond, body, carry)
   return GenerateOutput(toks, mask, lps, jnp.sum(mask, axis=-1, dtype=jnp.int32))
 
 
 def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array | None = None, *,
              max_new_tokens: int, rng: Array | None = None, temperature: float = 0.,
-             top_p: float = 1., eos_id: int | None = None, pad_id: int = 0) -> GenerateOutput:
+             top_p: float = 1., eos_id: int | None = None, pad_id: int = 0,
+             stop_sequences: Sequence[Sequence[int]] = (), active: Array | None = None) -> GenerateOutput:
   """Samples continuations of a batch of left-padded prompts.
 
   Args:
@@ -130,6 +154,9 @@ def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array |
     top_p: nucleus mass in (0, 1].
     eos_id: a sequence is done after emitting this token (None: never).
     pad_id: token written after a sequence is done.
+    stop_sequences: token-id sequences; a sequence is done once its last generated tokens equal one of
+      them (the stop tokens are part of the output and of the mask).
+    active: [batch] bool; False rows generate nothing (mask all False, length 0). Default: all True.
 
   Returns:
     GenerateOutput(tokens, mask, logprobs, lengths).
@@ -139,11 +166,16 @@ def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array |
   if not 0. < top_p <= 1.:
     raise ValueError(f'top_p must be in (0, 1], got {top_p}.')
   prompts = jnp.asarray(prompts, jnp.int32)
+  if prompts.ndim != 2 or prompts.shape[0] == 0 or prompts.shape[1] == 0:
+    raise ValueError(f'prompts must be a non-empty [batch, prompt_len] array, got shape {prompts.shape}.')
+  active = jnp.ones((prompts.shape[0],), jnp.bool_) if active is None else jnp.asarray(active, jnp.bool_)
+  if active.shape != (prompts.shape[0],):
+    raise ValueError(f'active must have shape [batch]=({prompts.shape[0]},), got {active.shape}.')
   if prompt_mask is None:
     prompt_mask = jnp.ones(prompts.shape, jnp.bool_)
   rng = jax.random.key(0) if rng is None else rng
   cache_model = _cache_model(model, prompts.shape[1] + max_new_tokens)
   return _generate(cache_model, params, prompts, jnp.asarray(prompt_mask, jnp.bool_), rng,
                    jnp.float32(temperature), jnp.float32(top_p),
-                   jnp.int32(-1 if eos_id is None else eos_id), jnp.int32(pad_id),
-                   max_new_tokens=max_new_tokens)
+                   jnp.int32(-1 if eos_id is None else eos_id), jnp.int32(pad_id), stop_table(stop_sequences),
+                   active, max_new_tokens=max_new_tokens)

@@ -6,6 +6,13 @@ logical rules → jitted step with donated state → restore (or sharded init) �
 Restarting the same command with the same workdir resumes from the latest checkpoint: params, optimiser
 state, step, RNG and the data iterator's position come back, so N + N steps equal 2N uninterrupted steps.
 A checkpoint that cannot be read is a loud CheckpointError, never a silent restart from step 0.
+
+On-policy training (GRPO and friends) plugs in through ``Task.rollout``: each step, the trainer draws the next
+item of ``train_data`` (e.g. a batch of prompts), hands it with the *current* state to the rollout callback,
+which samples from the policy on the training mesh and returns the batch the jitted step trains on, plus host
+metrics (rewards, lengths, rollout tokens/s) that are logged with the step's metrics. Sampling noise comes
+from ``RolloutContext.rng`` = fold_in(state.rng, step), and the prompt iterator is checkpointed as any
+``train_data``, so an interrupted RL run resumes exactly too.
 """
 
 from __future__ import annotations
@@ -34,6 +41,27 @@ from jaxlab.train import step as step_lib
 Batch = Mapping[str, np.ndarray]
 
 
+@dataclasses.dataclass(frozen=True)
+class RolloutContext:
+  """What a rollout callback gets besides the state and the next ``train_data`` item.
+
+  Attributes:
+    step: the number of updates applied so far (the batch built now trains update ``step + 1``).
+    rng: a key that depends only on (config.seed, step): fold_in(state.rng, step) folded with a constant,
+      so rollout noise never reuses the train step's dropout key.
+    mesh: the training mesh (the callback runs inside the trainer's mesh + logical-rules scope).
+    batch_sharding: the sharding of a batch array over the data axes.
+  """
+  step: int
+  rng: jax.Array
+  mesh: jax.sharding.Mesh
+  batch_sharding: jax.sharding.NamedSharding
+
+
+RolloutFn = Callable[[step_lib.TrainState, Batch, RolloutContext], tuple[Batch, Mapping[str, float]]]
+_ROLLOUT_SALT = 0x5eed  # folded into the step key for rollouts
+
+
 @dataclasses.dataclass
 class Task:
   """What an experiment hands to the trainer.
@@ -51,6 +79,9 @@ class Task:
       None falls back to XLA's cost analysis of the compiled step.
     eval_finalize: optional ``means -> extra metrics`` (e.g. perplexity = exp(mean NLL)).
     on_eval: optional host-side hook ``(state, step) -> dict`` run after each eval (e.g. sampling).
+    rollout: optional ``(state, item, RolloutContext) -> (batch, host_metrics)``: builds each step's batch
+      from the current state (on-policy RL); ``item`` is ``next(train_data)``. ``batch`` holds the global
+      batch (numpy or jax arrays); ``host_metrics`` are floats averaged over each logging window.
   """
   init_params: Callable[[jax.Array], Any]
   loss_fn: step_lib.LossFn
@@ -61,6 +92,7 @@ class Task:
   flops_per_example: float | None = None
   eval_finalize: Callable[[dict[str, float]], Mapping[str, float]] | None = None
   on_eval: Callable[[step_lib.TrainState, int], Mapping[str, float]] | None = None
+  rollout: RolloutFn | None = None
 
 
 @dataclasses.dataclass
@@ -119,8 +151,12 @@ def param_count_table(params) -> str:
 
 
 def to_global(batch: Batch, sharding: jax.sharding.NamedSharding) -> dict[str, jax.Array]:
-  """Host-local numpy batch -> global jax.Arrays sharded over the batch axes."""
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+  """Host-local numpy batch -> global jax.Arrays sharded over the batch axes (jax.Arrays are resharded)."""
+  def convert(v):
+    if isinstance(v, jax.Array):
+      return v if v.sharding == sharding else jax.device_put(v, sharding)
+    return jax.make_array_from_process_local_data(sharding, np.asarray(v))
+  return {k: convert(v) for k, v in batch.items()}
 
 
 def evaluate(eval_fn, params, batches: Iterable[Batch], sharding) -> dict[str, float]:
@@ -132,6 +168,12 @@ def evaluate(eval_fn, params, batches: Iterable[Batch], sharding) -> dict[str, f
   if total is None:
     raise ValueError("the eval data produced no batches")
   return step_lib.reduce_eval_sums(jax.device_get(total))
+
+
+def mean_host_metrics(history: list[Mapping[str, float]]) -> dict[str, float]:
+  """Means of host-side metrics over a logging window (a key missing from some steps averages the rest)."""
+  keys = sorted({k for h in history for k in h})
+  return {k: float(np.mean([h[k] for h in history if k in h])) for k in keys}
 
 
 class Trainer:
@@ -195,6 +237,14 @@ class Trainer:
     with self.scope():
       return jax.jit(self._init_state, out_shardings=self.shardings)(self.init_rng)
 
+  def rollout(self, state, item: Batch, step: int) -> tuple[Batch, Mapping[str, float]]:
+    """Runs ``task.rollout`` for update ``step + 1`` inside the mesh scope (see RolloutContext)."""
+    rng = jax.random.fold_in(jax.random.fold_in(state.rng, step), _ROLLOUT_SALT)
+    ctx = RolloutContext(step=step, rng=rng, mesh=self.mesh, batch_sharding=self.batch_sharding)
+    with self.scope():
+      batch, host_metrics = self.task.rollout(state, item, ctx)
+    return batch, dict(host_metrics)
+
   def params_for_eval(self, state):
     return state.ema_params if state.ema_params is not None else state.params
 
@@ -226,10 +276,15 @@ class Trainer:
     train_metrics: dict[str, float] = {}
     eval_metrics: dict[str, float] = {}
     pending: list[dict] = []
+    pending_host: list[Mapping[str, float]] = []
     compiled = None
     try:
       for step in range(start, total):
-        batch = to_global(next(task.train_data), self.batch_sharding)
+        item = next(task.train_data)
+        if task.rollout is not None:
+          item, host_metrics = self.rollout(state, item, step)
+          pending_host.append(host_metrics)
+        batch = to_global(item, self.batch_sharding)
         if compiled is None:
           t0 = time.perf_counter()
           with self.scope():
@@ -246,8 +301,9 @@ class Trainer:
         if done % int(cfg.log_every) == 0 or done == total:
           host = jax.device_get(pending)
           train_metrics = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+          train_metrics.update(mean_host_metrics(pending_host))
           train_metrics.update(progress.update(done))
-          pending = []
+          pending, pending_host = [], []
           writer.write(done, train_metrics, prefix="train/")
           logging.info("%s", progress.line(done, train_metrics))
         if (int(cfg.eval_every) and done % int(cfg.eval_every) == 0) or done == total:

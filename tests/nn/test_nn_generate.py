@@ -59,3 +59,19 @@ def test_top_p_and_temperature():
   draws = np.asarray(jax.vmap(lambda k: sample_logits(logits, k, 1.0, 0.7)[0])(keys))
   assert set(draws) <= {0, 1} and len(set(draws)) == 2   # top-p 0.7 keeps {0.5, 0.3}
   assert int(sample_logits(logits, keys[0], 0., 1.)[0]) == 0  # temperature 0 = greedy
+
+
+def test_stop_sequences_and_inactive_rows():
+  model, params = _setup()
+  toks, mask = left_pad([[3, 5, 7], [1, 2, 3, 4], [6, 6]])
+  free = np.asarray(generate(model, params, toks, mask, max_new_tokens=6).tokens)
+  stop = free[0, 1:3].tolist()  # row 0 emits this pair at steps 1-2: it must stop after step 2
+  out = generate(model, params, toks, mask, max_new_tokens=6, stop_sequences=[stop, [99]],
+                 active=jnp.asarray([True, True, False]))
+  t, m = np.asarray(out.tokens), np.asarray(out.mask)
+  assert m[0].tolist() == [True] * 3 + [False] * 3 and t[0, :3].tolist() == free[0, :3].tolist()
+  # Row 1 stops at the first occurrence of the pair in its own free-running output (or never).
+  row = free[1].tolist()
+  hits = [i + 2 for i in range(5) if row[i:i + 2] == stop]
+  assert m[1].sum() == (hits[0] if hits else 6) and t[1, :m[1].sum()].tolist() == row[:m[1].sum()]
+  assert not m[2].any() and int(out.lengths[2]) == 0  # an inactive row generates nothing

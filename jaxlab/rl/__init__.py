@@ -1,0 +1,14 @@
+"""RL for language models on the one jaxlab trainer.
+
+* `rewards`: RLVR, RLCR, log-score, Multi-RLVR and Multi-RLCR rewards over decoded text (official formulas).
+* `rollout`: G completions per prompt from jaxlab.nn.generate on the training mesh, stop strings, scoring
+  that survives a failing reward function, per-token log-probabilities.
+* `grpo`: group-centred advantages, the (PPO-clipped, KL-regularised) policy-gradient loss, and `GRPO`,
+  which turns a policy, a reward and a prompt iterator into a trainer Task with a rollout callback.
+* `sft`: the supervised format warm-up (same batch layout), run through the ordinary trainer.
+"""
+
+from jaxlab.rl import grpo, rewards, rollout, sft
+from jaxlab.rl.grpo import GRPO, GRPOConfig, group_advantages, policy_gradient_loss
+
+__all__ = ["grpo", "rewards", "rollout", "sft", "GRPO", "GRPOConfig", "group_advantages", "policy_gradient_loss"]
