@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
+from absl import app, logging
 
 from experiments import app_flags
 from experiments.elf import data as data_lib
@@ -172,13 +172,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'config.sample.num_samples={s.num_samples} and config.sample.batch={s.batch} must be >= 1')
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  with runtime.clear_errors():
-    run(flags.FLAGS.config, flags.FLAGS.workdir)
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   runtime.initialize()
   os.makedirs(workdir, exist_ok=True)
@@ -212,6 +205,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       f.write('\n'.join(texts) + '\n')
   logging.info('Results: %s', json.dumps({k: results[k] for k in ('step', 'eval', 'scores', 'seconds')}))
   return results
+
+
+main = app_flags.main_for(run)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ import time
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import app, logging
 
 from experiments import app_flags
 from experiments.elf import data as data_lib
@@ -114,11 +114,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  with runtime.clear_errors():
-    run(flags.FLAGS.config, flags.FLAGS.workdir)
+main = app_flags.main_for(run)
 
 
 if __name__ == '__main__':

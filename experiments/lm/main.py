@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
+from absl import app, logging
 
 from experiments import app_flags
 from jaxlab.data import corpora, pipeline, tokenizers
@@ -91,15 +91,6 @@ def make_lm_task(config: ml_collections.ConfigDict, model: transformer.DecoderLM
       eval_finalize=lambda m: {"perplexity": float(np.exp(m["nll"]))})
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS.workdir:
-    raise app.UsageError("--workdir is required")
-  with runtime.clear_errors():
-    run(flags.FLAGS.config, flags.FLAGS.workdir)
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   runtime.initialize()
   os.makedirs(workdir, exist_ok=True)
@@ -135,6 +126,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       json.dump(results, f, indent=2)
   logging.info("Results: %s", results)
   return results
+
+
+main = app_flags.main_for(run)
 
 
 if __name__ == "__main__":

@@ -27,14 +27,13 @@ import time
 
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import app, logging
 
 from experiments import app_flags
 from jaxlab.data import rl_tasks
 from jaxlab.evals import answer_sets, calibration
 from jaxlab.nn import transformer
 from jaxlab.rl import recipe, rewards, rollout, sft
-from jaxlab.train import runtime
 
 app_flags.define()
 
@@ -207,11 +206,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return report(config, workdir, test)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  with runtime.clear_errors():
-    run(flags.FLAGS.config, flags.FLAGS.workdir)
+main = app_flags.main_for(run)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
+from absl import app, logging
 
 from experiments import app_flags
 from experiments.psm import lm as psm_lm
@@ -134,10 +134,9 @@ def make_task(cfg: ml_collections.ConfigDict, model, evals: dict, t_len: int) ->
       out['acc_beyond'] = seq_acc(hit[:, split:], batch['mask'][:, split:])
     return out
 
-  def eval_data():
+  def eval_data():  # Every held-out sequence counts: the last batch of a set may be smaller (one device).
     b = cfg.eval_batch_size
-    return [{k: v[i:i + b] for k, v in e.items()} for e in evals.values()
-            for i in range(0, len(e['tokens']) - b + 1, b)]
+    return [{k: v[i:i + b] for k, v in e.items()} for e in evals.values() for i in range(0, len(e['tokens']), b)]
 
   return trainer.Task(init_params=lambda rng: model.init(rng, jnp.zeros((1, t_len), jnp.int32))['params'],
                       loss_fn=loss_fn, train_data=train_iter, eval_step=eval_step, eval_data=eval_data,
@@ -228,13 +227,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict] | dict:
   return results
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if not flags.FLAGS.workdir:
-    raise app.UsageError('--workdir is required')
-  with runtime.clear_errors():
-    run(flags.FLAGS.config, flags.FLAGS.workdir)
+main = app_flags.main_for(run)
 
 
 if __name__ == '__main__':

@@ -25,14 +25,13 @@ import time
 
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import app, logging
 
 from experiments import app_flags
 from jaxlab.data import rl_tasks
 from jaxlab.evals import calibration
 from jaxlab.nn import transformer
 from jaxlab.rl import recipe, rewards, rollout, sft
-from jaxlab.train import runtime
 
 app_flags.define()
 
@@ -240,16 +239,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return report(config, workdir)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  with runtime.clear_errors():
-    config = flags.FLAGS.config
-    if config.get("real_model"):
-      from experiments.rlcr import real_model  # pylint: disable=import-outside-toplevel
-      real_model.run(config, flags.FLAGS.workdir)
-    else:
-      run(config, flags.FLAGS.workdir)
+def run_any(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """The synthetic-task recipe, or the SmolLM2 demo when ``config.real_model`` is set."""
+  if config.get("real_model"):
+    from experiments.rlcr import real_model  # pylint: disable=import-outside-toplevel
+    real_model.run(config, workdir)
+  else:
+    run(config, workdir)
+
+
+main = app_flags.main_for(run_any)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 import grain
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxlab.nn import elf, elf_flow

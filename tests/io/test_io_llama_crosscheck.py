@@ -70,7 +70,6 @@ def test_qk_unpermute_inverts_llama_cpp_permute():
 
 def test_unpermuted_model_predicts_real_text(smollm2):
   """With q/k un-permuted the model is sharp on real text; without, it degrades (so the step matters)."""
-  from jaxlab.io import gguf
   cfg, params, f, tok = smollm2
   ids = jnp.asarray([tok.encode('The capital of France is Paris. The capital of Germany is Berlin.').ids])
 

@@ -4,9 +4,11 @@ r"""Sampling sweeps over trained experiments/elf runs (no training): see experim
   python -m experiments.elf.sweep --config=experiments/elf/configs/sweep.py:steps --workdir=workdirs/sweep_steps
   python -m experiments.elf.sweep --config=experiments/elf/configs/sweep.py:compare --workdir=workdirs/sweep_compare
   python -m experiments.elf.sweep --config=experiments/elf/configs/sweep.py:quick --workdir=workdirs/sweep_quick
+  python -m experiments.elf.sweep --config=experiments/elf/configs/sweep.py:quick16 --workdir=workdirs/sweep_quick16
 
 Variants: guidance (a: w sweep, SDE 32 steps, ELF x-prediction), steps (b: SDE vs ODE at 8/16/32 steps),
 quick (a and b in one ≲10 min pass on the loaded 2-core CPU: 64 samples, w ∈ {1, 2, 3, 5}, SDE vs ODE at 8 and 32),
+quick16 (the 16-step SDE and ODE rows that complete quick's b at the same 64 samples and seed),
 compare (c-e: x- vs v-prediction, frozen vs learned embeddings, ELF vs MDLM, at 8/16/32 steps).
 Every row is scored by the evaluators of `config.eval` (generative perplexity AND entropy); a 'data' row
 scores held-out windows of the corpus as the reference.
@@ -14,7 +16,7 @@ scores held-out windows of the corpus as the reference.
 
 import ml_collections
 
-SWEEPS = ('guidance', 'steps', 'compare', 'quick', 'tiny')
+SWEEPS = ('guidance', 'steps', 'compare', 'quick', 'quick16', 'tiny')
 
 
 def _setting(method='sde', num_steps=32, guidance=3.0, schedule='logit_normal'):
@@ -51,6 +53,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.num_samples = 64
     c.settings = [_setting(guidance=w) for w in (1.0, 2.0, 3.0, 5.0)]
     c.settings += [_setting(method='ode'), _setting(num_steps=8), _setting(method='ode', num_steps=8)]
+  elif arg == 'quick16':
+    c.num_samples = 64
+    c.reference = False
+    c.settings = [_setting(num_steps=16), _setting(method='ode', num_steps=16)]
   elif arg == 'tiny':
     c.num_samples = 4
     c.batch = 4

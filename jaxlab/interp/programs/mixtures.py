@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jaxlab.interp.program_lib import finish, zeros
+from jaxlab.interp.program_lib import finish
 
 
 def _sink_mix(n, local, w_first):
