@@ -22,8 +22,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from experiments.lm import main as lm_main
-from jaxlab.data import pipeline, text_latents
+from jaxlab.data import corpora, pipeline, text_latents
 
 
 @dataclasses.dataclass
@@ -69,7 +68,7 @@ def prepare(cfg: ml_collections.ConfigDict, workdir: str, *, need_latents: bool 
   text_latents.check_length(encoder, int(cfg.seq_len), 'config.data.seq_len')
   folder = data_dir(cfg, workdir)
   os.makedirs(folder, exist_ok=True)
-  windows = text_latents.wordpiece_windows(tok, lm_main.load_corpus(cfg), int(cfg.seq_len))
+  windows = text_latents.wordpiece_windows(tok, corpora.load_corpus(cfg.corpus, cfg.text_files, cache_dir=cfg.cache_dir), int(cfg.seq_len))
   n_val = max(1, int(round(len(windows) * float(cfg.val_fraction))))
   if len(windows) - n_val < 1:
     raise ValueError(f'{len(windows)} windows leave none for training with val_fraction={cfg.val_fraction}')

@@ -28,13 +28,8 @@ app_flags.define()
 
 
 def load_corpus(cfg: ml_collections.ConfigDict) -> str:
-  if cfg.corpus == "shakespeare":
-    return corpora.load_shakespeare(cfg.cache_dir or None)
-  if cfg.corpus == "files":
-    if not cfg.text_files:
-      raise ValueError("config.data.corpus='files' needs config.data.text_files")
-    return corpora.load_text_files(list(cfg.text_files))
-  raise ValueError(f"config.data.corpus={cfg.corpus!r} is not one of 'shakespeare', 'files'")
+  """The corpus of a `config.data` block (corpus, text_files, cache_dir)."""
+  return corpora.load_corpus(cfg.corpus, cfg.text_files, cache_dir=cfg.cache_dir)
 
 
 def build_tokenizer(cfg: ml_collections.ConfigDict, text: str, workdir: str):

@@ -71,7 +71,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, runs: list[tuple[str, i
   results = []
   for name, c in runs:
     model_dir = os.path.join(workdir, name)
-    done = psm_runs.finished(model_dir, int(config.train.total_steps))
+    done = psm_runs.finished(model_dir, int(config.train.total_steps), c)
     if done:
       results.append(done)
       continue

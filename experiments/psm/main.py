@@ -144,7 +144,7 @@ def make_task(cfg: ml_collections.ConfigDict, model, evals: dict, t_len: int) ->
 
 
 def train_one(cfg: ml_collections.ConfigDict, name: str, chunk_size: int, workdir: str) -> dict:
-  done = psm_runs.finished(os.path.join(workdir, name), int(cfg.train.total_steps))
+  done = psm_runs.finished(os.path.join(workdir, name), int(cfg.train.total_steps), chunk_size)
   if done:
     return done
   evals = eval_sets(cfg)

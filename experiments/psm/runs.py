@@ -7,13 +7,20 @@ import json
 import os
 
 
-def finished(model_dir: str, total_steps: int) -> dict | None:
-  """The saved result of a model trained for `total_steps` in `model_dir`, else None."""
+def finished(model_dir: str, total_steps: int, chunk_size: int | None) -> dict | None:
+  """The saved result of a model trained for `total_steps` in `model_dir`, else None.
+
+  A single-c PSM run is named plain 'psm', so a folder may hold another chunk size than the config asks for:
+  that is an error (reusing or resuming it would report the wrong model), not a silent reuse.
+  """
   path = os.path.join(model_dir, 'result.json')
   if not os.path.exists(path):
     return None
   with open(path, encoding='utf-8') as f:
     out = json.load(f)
+  if out.get('chunk_size') != (chunk_size or None):
+    raise ValueError(f'{model_dir} holds a run with chunk_size={out.get("chunk_size")}, but the config asks for '
+                     f'{chunk_size or None} (config.model.chunk_sizes): use another --workdir')
   return out if out.get('steps') == total_steps else None
 
 

@@ -217,18 +217,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if not os.path.exists(os.path.join(workdir, "sft", "eval.json")):
     evaluate(config, model, sft_params, tok, sampling, "sft", workdir)
   records = rl_records(config, tok)
+  during = rl_tasks.noisy_sums(int(config.eval.num_during), int(config.seed) + 300, "id")
+  p, m = sft.pack_prompts([tok.encode(i.prompt) for i in during], int(config.task.prompt_len), tok.pad_id)
+  greedy = dataclasses.replace(sampling, temperature=0.0)
+
+  def on_eval(state, step):
+    del step
+    comp = recipe.complete(model, state.params, p, m, n=1, sampling=greedy, decode=tok.decode)
+    s = score_items(during, comp.texts)
+    return {k: v for k, v in set_metrics(s).items() if k in ("accuracy", "confidence", "ece", "brier", "auroc")}
+
+  rewards = arms(config)
   timings = {}
   for name in config.arms:
-    reward_fn, weights = arms(config)[name]
-    during = rl_tasks.noisy_sums(int(config.eval.num_during), int(config.seed) + 300, "id")
-    p, m = sft.pack_prompts([tok.encode(i.prompt) for i in during], int(config.task.prompt_len), tok.pad_id)
-    greedy = dataclasses.replace(sampling, temperature=0.0)
-
-    def on_eval(state, step, p=p, m=m, during=during, greedy=greedy):
-      comp = recipe.complete(model, state.params, p, m, n=1, sampling=greedy, decode=tok.decode)
-      s = score_items(during, comp.texts)
-      return {k: v for k, v in set_metrics(s).items() if k in ("accuracy", "confidence", "ece", "brier", "auroc")}
-
+    reward_fn, weights = rewards[name]
     t0 = time.time()
     result = recipe.run_grpo(config, recipe.stage_dir(workdir, name), model=model, params=sft_params,
                              records=records, reward_fn=reward_fn, weights=weights, decode=tok.decode,

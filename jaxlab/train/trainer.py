@@ -171,7 +171,7 @@ def evaluate(eval_fn, params, batches: Iterable[Batch], sharding) -> dict[str, f
 
 
 def mean_host_metrics(history: list[Mapping[str, float]]) -> dict[str, float]:
-  """Means of host-side metrics over a logging window (a key missing from some steps averages the rest)."""
+  """Means of per-step metrics over a logging window (a key missing from some steps averages the rest)."""
   keys = sorted({k for h in history for k in h})
   return {k: float(np.mean([h[k] for h in history if k in h])) for k in keys}
 
@@ -300,8 +300,7 @@ class Trainer:
         done = step + 1
         if done % int(cfg.log_every) == 0 or done == total:
           host = jax.device_get(pending)
-          train_metrics = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
-          train_metrics.update(mean_host_metrics(pending_host))
+          train_metrics = mean_host_metrics(host + pending_host)
           train_metrics.update(progress.update(done))
           pending, pending_host = [], []
           writer.write(done, train_metrics, prefix="train/")

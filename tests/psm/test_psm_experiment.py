@@ -7,6 +7,7 @@ import os
 import pytest
 
 from experiments.psm import main as psm_main
+from experiments.psm import runs as psm_runs
 from experiments.psm.configs import lm, mqar, s5
 
 
@@ -70,3 +71,12 @@ def test_bad_configs_name_the_key(tmp_path):
     psm_main.run(cfg, str(tmp_path))
   with pytest.raises(ValueError, match='Unknown config argument'):
     lm.get_config('huge')
+
+
+def test_finished_run_of_another_chunk_size_is_an_error(tmp_path):
+  d = str(tmp_path / 'psm')
+  psm_runs.record(d, {'model': 'psm', 'chunk_size': 16, 'steps': 5})
+  assert psm_runs.finished(d, 5, 16)['chunk_size'] == 16
+  assert psm_runs.finished(d, 7, 16) is None  # more steps asked: train on (resume)
+  with pytest.raises(ValueError, match='chunk_size=16.*asks for 32'):
+    psm_runs.finished(d, 5, 32)
