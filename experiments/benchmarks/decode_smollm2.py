@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jaxlab.data import assets
 from jaxlab.io import gguf
 from jaxlab.nn import DecoderLM
-from jaxlab.nn.generate import generate, left_pad
+from jaxlab.nn.lm.generate import generate, left_pad
 
 _NEW = flags.DEFINE_integer('new_tokens', 64, 'Tokens generated per sequence.')
 _BATCH = flags.DEFINE_integer('batch', 1, 'Sequences per call.')

@@ -21,7 +21,7 @@ import optax
 from absl import app, flags
 
 from experiments.lm.configs import default as lm_default
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 from jaxlab.train import flops as flops_lib
 from jaxlab.train import metrics
 

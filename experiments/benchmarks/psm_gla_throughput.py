@@ -23,7 +23,7 @@ from absl import app, flags
 from flax import linen as nn
 
 from experiments.benchmarks import lm_throughput
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 from jaxlab.train import metrics
 
 # --steps, --warmup, --batch and --seq_len are lm_throughput's flags (batch / seq_len 0 -> 16 x 256 here).

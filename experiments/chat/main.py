@@ -1,4 +1,4 @@
-"""Chat with SmolLM2-135M-Instruct (GGUF -> jaxlab) using its chat template and jaxlab.nn.generate.
+"""Chat with SmolLM2-135M-Instruct (GGUF -> jaxlab) using its chat template and jaxlab.nn.lm.generate.
 
 python -m experiments.chat.main --prompt="What is the capital of France?"
 python -m experiments.chat.main --prompt="Tell me a story." --temperature=0.7 --top_p=0.9
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxlab.data import assets
 from jaxlab.io import gguf
 from jaxlab.nn import DecoderLM
-from jaxlab.nn.generate import generate, left_pad
+from jaxlab.nn.lm.generate import generate, left_pad
 
 _PROMPT = flags.DEFINE_multi_string('prompt', ['What is the capital of France?'], 'User message(s).')
 _MAX_NEW = flags.DEFINE_integer('max_new_tokens', 64, 'Tokens to generate at most.')

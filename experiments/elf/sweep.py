@@ -24,7 +24,7 @@ from experiments import app_flags
 from experiments.elf import data as data_lib
 from experiments.elf import evaluators
 from experiments.elf import main as elf_main
-from jaxlab.nn import elf
+from jaxlab.nn.diffusion import elf
 from jaxlab.train import runtime
 
 app_flags.define()

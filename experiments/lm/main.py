@@ -21,7 +21,7 @@ from absl import app, logging
 
 from experiments import app_flags
 from jaxlab.data import corpora, pipeline, tokenizers
-from jaxlab.nn import generate, transformer
+from jaxlab.nn.lm import generate, transformer
 from jaxlab.train import flops, runtime, trainer
 
 app_flags.define()

@@ -27,7 +27,7 @@ from absl import logging
 from experiments.lm import main as lm_main
 from experiments.psm import runs as psm_runs
 from jaxlab.data import corpora
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 from jaxlab.nn.psm.transformer_psm import PSMConfig, TransformerPSM
 from jaxlab.train import trainer
 

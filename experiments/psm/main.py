@@ -31,7 +31,7 @@ from experiments import app_flags
 from experiments.psm import lm as psm_lm
 from experiments.psm import runs as psm_runs
 from jaxlab.data import psm_tasks
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 from jaxlab.nn.psm.transformer_psm import PSMConfig, TransformerPSM
 from jaxlab.train import runtime, trainer
 

@@ -30,7 +30,7 @@ from absl import app, logging
 from experiments import app_flags
 from jaxlab.data import rl_tasks
 from jaxlab.evals import calibration
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 from jaxlab.rl import recipe, rewards, rollout, sft
 
 app_flags.define()

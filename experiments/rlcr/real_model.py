@@ -31,7 +31,7 @@ from absl import logging
 
 from jaxlab.data import assets, rl_tasks
 from jaxlab.io import gguf
-from jaxlab.nn.transformer import DecoderLM
+from jaxlab.nn.lm.transformer import DecoderLM
 from jaxlab.rl import recipe, rewards, rollout
 from jaxlab.train import metrics as metrics_lib
 

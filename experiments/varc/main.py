@@ -28,7 +28,7 @@ from experiments import app_flags
 from jaxlab.data import arc as arc_lib
 from jaxlab.data import arc_canvas as cv
 from jaxlab.evals import arc as arc_eval
-from jaxlab.nn import vit
+from jaxlab.nn.vision import vit
 from jaxlab.train import runtime, trainer
 
 from experiments.varc import data as data_lib

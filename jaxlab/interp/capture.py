@@ -13,7 +13,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from jaxlab.nn.transformer import DecoderLM
+from jaxlab.nn.lm.transformer import DecoderLM
 
 
 @functools.partial(jax.jit, static_argnames=('model',))

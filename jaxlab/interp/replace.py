@@ -15,7 +15,7 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 
-from jaxlab.nn.transformer import DecoderLM
+from jaxlab.nn.lm.transformer import DecoderLM
 
 
 @functools.partial(jax.jit, static_argnames=('model',))

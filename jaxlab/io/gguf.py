@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from jaxlab.io.hf import llama_params_from_hf
-from jaxlab.nn.transformer import TransformerConfig, llama_config
+from jaxlab.nn.lm.transformer import TransformerConfig, llama_config
 
 SUPPORTED_TYPES = ('F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q8_0', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K',
                    'Q6_K', 'Q8_K')

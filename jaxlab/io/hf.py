@@ -3,7 +3,7 @@
 Every converter takes a flat `{name: np.ndarray}` state dict in Hugging Face naming (what
 `safetensors.numpy.load_file` returns, or `{k: v.numpy()}` of a torch state dict) and returns a nested
 dict of float32 numpy arrays with the exact paths of the jaxlab module (pinned by
-tests/nn/test_transformer.py and jaxlab/nn/bert.py). Nothing here imports torch.
+tests/nn/test_transformer.py and jaxlab/nn/encoders/bert.py). Nothing here imports torch.
 
 Weight conventions: Hugging Face `nn.Linear` stores [out, in]; flax kernels are [in, out] (attention
 kernels [embed, heads, head_dim] and [heads, head_dim, embed]). GPT-2's `Conv1D` is already [in, out].
@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxlab.nn.transformer import TransformerConfig, gpt2_config, llama_config
+from jaxlab.nn.lm.transformer import TransformerConfig, gpt2_config, llama_config
 
 StateDict = Mapping[str, np.ndarray]
 Params = dict[str, Any]
@@ -153,8 +153,8 @@ def gpt2_params_from_hf(sd: StateDict, config: TransformerConfig) -> Params:
 # --------------------------------------------------------------------------------------------------
 
 def bert_config_from_hf(hf_config: Mapping[str, Any]):
-  """jaxlab.nn.bert.BertConfig from a Hugging Face BertConfig dict (config.json)."""
-  from jaxlab.nn.bert import BertConfig  # pylint: disable=g-import-not-at-top
+  """jaxlab.nn.encoders.bert.BertConfig from a Hugging Face BertConfig dict (config.json)."""
+  from jaxlab.nn.encoders.bert import BertConfig  # pylint: disable=g-import-not-at-top
   if hf_config.get('hidden_act', 'gelu') != 'gelu':
     raise ValueError(f"Only hidden_act='gelu' (exact erf GELU) is supported, got {hf_config['hidden_act']!r}.")
   return BertConfig(
@@ -171,7 +171,7 @@ def load_hf_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def bert_params_from_hf(sd: StateDict, config) -> Params:
-  """BertModel state dict (embeddings.*, encoder.layer.N.*, pooler.*) -> jaxlab.nn.bert.BertEncoder params."""
+  """BertModel state dict (embeddings.*, encoder.layer.N.*, pooler.*) -> jaxlab.nn.encoders.bert.BertEncoder params."""
   pre = ('bert.', '')
   d, h = config.embed_dim, config.num_heads
   hd = d // h

@@ -1,6 +1,6 @@
 """Multi-head / grouped-query dot-product attention with capture, override and a KV cache.
 
-`Attention` is the sequence mixer of `jaxlab.nn.transformer`. Beyond plain (GQA) attention it offers:
+`Attention` is the sequence mixer of `jaxlab.nn.lm.transformer`. Beyond plain (GQA) attention it offers:
 
 * Capture: every call sows the post-softmax weights [batch, heads, q_len, kv_len] into the
   'intermediates' collection as `attention_weights` (get them with `mutable=['intermediates']`).

@@ -29,6 +29,18 @@ default_kernel_init = nn.initializers.lecun_normal()
 _MLP_ACTIVATIONS = ('swiglu', 'gelu')
 
 
+class FlatDense(nn.Dense):
+  """nn.Dense computed as one rank-2 GEMM: x [..., in] -> [n, in] @ [in, out] -> [..., out].
+
+  XLA:CPU runs the weight gradient of a Dense on [batch, length, in] (two contracting dimensions) ~2x slower
+  than the same GEMM on [batch·length, in] (experiments/benchmarks/README.md); the parameters (names,
+  shapes, logical axes) are nn.Dense's.
+  """
+
+  def __call__(self, x: Array) -> Array:
+    return super().__call__(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (self.features,))
+
+
 class RMSNorm(nn.Module):
   """Root-mean-square normalisation: y = x * rsqrt(mean(x**2) + epsilon) * scale.
 

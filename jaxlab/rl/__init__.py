@@ -1,7 +1,7 @@
 """RL for language models on the one jaxlab trainer.
 
 * `rewards`: RLVR, RLCR, log-score, Multi-RLVR and Multi-RLCR rewards over decoded text (official formulas).
-* `rollout`: G completions per prompt from jaxlab.nn.generate on the training mesh, stop strings, scoring
+* `rollout`: G completions per prompt from jaxlab.nn.lm.generate on the training mesh, stop strings, scoring
   that survives a failing reward function, per-token log-probabilities.
 * `grpo`: group-centred advantages, the (PPO-clipped, KL-regularised) policy-gradient loss, and `GRPO`,
   which turns a policy, a reward and a prompt iterator into a trainer Task with a rollout callback.

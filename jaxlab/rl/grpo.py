@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxlab.nn.transformer import DecoderLM
+from jaxlab.nn.lm.transformer import DecoderLM
 from jaxlab.rl import rollout as rollout_lib
 from jaxlab.rl.rewards import RewardFn
 from jaxlab.train.step import TrainState

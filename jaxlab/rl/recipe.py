@@ -23,7 +23,7 @@ import numpy as np
 from absl import logging
 
 from jaxlab.data import pipeline
-from jaxlab.nn.transformer import DecoderLM
+from jaxlab.nn.lm.transformer import DecoderLM
 from jaxlab.rl import grpo, rollout, sft
 from jaxlab.rl.rewards import RewardFn
 from jaxlab.train import runtime, trainer

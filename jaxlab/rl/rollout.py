@@ -1,4 +1,4 @@
-"""Rollouts: G completions per prompt from jaxlab.nn.generate on the training mesh, decoded and scored.
+"""Rollouts: G completions per prompt from jaxlab.nn.lm.generate on the training mesh, decoded and scored.
 
 `sample` repeats each left-padded prompt G times (rows i·G … i·G+G-1 belong to prompt i), places the rows
 on the mesh's batch axes (padding with inactive rows up to a multiple of the data-parallel size) and runs
@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from jaxlab.nn import generate as generate_lib
-from jaxlab.nn.transformer import DecoderLM
+from jaxlab.nn.lm import generate as generate_lib
+from jaxlab.nn.lm.transformer import DecoderLM
 from jaxlab.rl.rewards import RewardFn
 
 Decode = Callable[[Sequence[int]], str]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlab.nn.transformer import DecoderLM
+from jaxlab.nn.lm.transformer import DecoderLM
 from jaxlab.rl.rollout import sequence_logprobs
 
 

@@ -9,7 +9,7 @@ use this for MFU so numbers compare across frameworks.
 
 from __future__ import annotations
 
-from jaxlab.nn.transformer import TransformerConfig
+from jaxlab.nn.lm.transformer import TransformerConfig
 
 
 def lm_matmul_params(cfg: TransformerConfig) -> int:

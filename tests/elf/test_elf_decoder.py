@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from jaxlab.data import text_latents
-from jaxlab.nn import elf, elf_flow
+from jaxlab.nn.diffusion import elf, elf_flow
 
 TEXT = """The quick brown fox jumps over the lazy dog.
 A man is playing a guitar on the street while the children dance.

@@ -1,4 +1,4 @@
-"""jaxlab.nn.flow and the ELF objective against direct numpy computations; samplers with an oracle denoiser."""
+"""jaxlab.nn.diffusion.flow and the ELF objective against direct numpy computations; samplers with an oracle denoiser."""
 
 import functools
 
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.nn import elf, elf_flow, flow
+from jaxlab.nn.diffusion import elf, elf_flow, flow
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(2, 5, 6)).astype(np.float32)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.nn import mdlm
+from jaxlab.nn.diffusion import mdlm
 
 CFG = mdlm.MdlmConfig(vocab_size=13, num_layers=1, embed_dim=16, num_heads=2, decoder_dim=8)
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.nn import elf
+from jaxlab.nn.diffusion import elf
 
 CFG = elf.ElfConfig(latent_dim=12, vocab_size=17, num_layers=2, embed_dim=16, num_heads=2, bottleneck_dim=8,
                     decoder_dim=10, freq_dim=8)

@@ -4,7 +4,7 @@ import grain
 import jax
 import numpy as np
 
-from jaxlab.nn import elf, elf_flow
+from jaxlab.nn.diffusion import elf, elf_flow
 from jaxlab.train import Task, train
 from tests.train.helpers import base_config
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxlab.evals import textgen
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 
 
 def test_entropy():

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.io import hf
-from jaxlab.nn.bert import BertEncoder, mean_pool
+from jaxlab.nn.encoders.bert import BertEncoder, mean_pool
 
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.nn import DecoderLM, llama_config
-from jaxlab.nn.generate import generate, left_pad, sample_logits
+from jaxlab.nn.lm.generate import generate, left_pad, sample_logits
 
 CFG = llama_config(vocab_size=37, num_layers=2, embed_dim=32, num_heads=4, num_kv_heads=2,
                    mlp_dim=64, max_len=64)

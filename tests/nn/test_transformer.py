@@ -1,4 +1,4 @@
-"""Tests for jaxlab.nn.transformer: decoding, padding, causality, pinned parameter tree, axis names."""
+"""Tests for jaxlab.nn.lm.transformer: decoding, padding, causality, pinned parameter tree, axis names."""
 
 import dataclasses
 import functools

@@ -9,7 +9,7 @@ import optax
 import pytest
 from flax import linen as nn
 
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 
 torch = pytest.importorskip('torch')
 torch_gla = pytest.importorskip('experiments.benchmarks.torch_gla')

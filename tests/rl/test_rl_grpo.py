@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxlab.nn import DecoderLM, llama_config
-from jaxlab.nn.generate import generate
+from jaxlab.nn.lm.generate import generate
 from jaxlab.rl import grpo, rollout
 
 V, T, TAU = 5, 3, 0.7

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 from jaxlab.train import Task, train
 from tests.train.helpers import base_config
 

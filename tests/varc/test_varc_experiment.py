@@ -8,7 +8,7 @@ import pytest
 from jaxlab.data import arc as arc_lib
 from jaxlab.data import arc_canvas as cv
 from jaxlab.evals import arc as arc_eval
-from jaxlab.nn import vit
+from jaxlab.nn.vision import vit
 
 from experiments.varc import data as data_lib
 from experiments.varc import ttt as ttt_lib

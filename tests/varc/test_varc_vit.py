@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxlab.data import arc_canvas as cv
-from jaxlab.nn import vit
+from jaxlab.nn.vision import vit
 from jaxlab.train import optim
 from jaxlab.train import step as step_lib
 

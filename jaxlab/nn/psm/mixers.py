@@ -1,4 +1,4 @@
-"""Affine sequence mixers: drop-in replacements for attention in `jaxlab.nn.transformer.DecoderLM`.
+"""Affine sequence mixers: drop-in replacements for attention in `jaxlab.nn.lm.transformer.DecoderLM`.
 
 Every mixer maps x [batch, length, embed] -> [batch, length, embed], has a training form chosen by
 `form` ('sequential' | 'parallel' | 'chunkwise' | 'auto', see scans.py) and a recurrent decode form: with
@@ -28,22 +28,10 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from jaxlab.nn.layers import RMSNorm, default_kernel_init
+from jaxlab.nn.layers import FlatDense, RMSNorm, default_kernel_init
 from jaxlab.nn.psm import scans
 
 Array = jax.Array
-
-
-class FlatDense(nn.Dense):
-  """nn.Dense computed as one rank-2 GEMM: x [..., in] -> [n, in] @ [in, out] -> [..., out].
-
-  XLA:CPU runs the weight gradient of a Dense on [batch, length, in] (two contracting dimensions) ~2x slower
-  than the same GEMM on [batch·length, in] (experiments/benchmarks/README.md); the parameters (names,
-  shapes, logical axes) are nn.Dense's.
-  """
-
-  def __call__(self, x: Array) -> Array:
-    return super().__call__(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (self.features,))
 
 
 def _dense(features: int, axes: tuple[str, str], name: str, use_bias: bool = False,

@@ -32,10 +32,9 @@ import flax.linen as nn
 import numpy as np
 
 from jaxlab.nn.attention import causal_mask
-from jaxlab.nn.layers import Embed, LayerNorm, default_kernel_init
+from jaxlab.nn.layers import Embed, FlatDense, LayerNorm, default_kernel_init
 from jaxlab.nn.psm.blelloch import BinaryCounter, blelloch_exclusive_scan
-from jaxlab.nn.psm.mixers import FlatDense
-from jaxlab.nn.transformer import Block, TransformerConfig
+from jaxlab.nn.lm.transformer import Block, TransformerConfig
 
 Array = jax.Array
 
@@ -94,7 +93,7 @@ class TransformerPSM(nn.Module):
     self.inf_norm = LayerNorm()
     self.head = FlatDense(cfg.num_outputs, kernel_init=nn.with_logical_partitioning(
         default_kernel_init, ('embed', 'vocab')), bias_init=nn.with_logical_partitioning(
-            nn.initializers.zeros, ('vocab',)))  # Rank-2 GEMM (see mixers.FlatDense).
+            nn.initializers.zeros, ('vocab',)))  # Rank-2 GEMM (see layers.FlatDense).
     self.empty_state = self.param('empty_state', nn.with_logical_partitioning(
         nn.initializers.normal(d ** -0.5), (None, 'embed')), (c, d))
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from jaxlab.nn.attention import Attention, causal_mask, combine_masks
-from jaxlab.nn.layers import Embed, LayerNorm, Mlp, RMSNorm
+from jaxlab.nn.layers import Embed, FlatDense, LayerNorm, Mlp, RMSNorm
 
 Array = jax.Array
 
@@ -294,10 +294,10 @@ class DecoderLM(nn.Module):
     if cfg.tie_embeddings:
       logits = embed.attend(hidden)
     else:
-      logits = nn.Dense(cfg.vocab_size, use_bias=False, dtype=cfg.compute_dtype,
-                        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
-                                                                 ('embed', 'vocab')),
-                        name='lm_head')(hidden)
+      logits = FlatDense(cfg.vocab_size, use_bias=False, dtype=cfg.compute_dtype,
+                         kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
+                                                                  ('embed', 'vocab')),
+                         name='lm_head')(hidden)
     logits = nn.with_logical_constraint(logits.astype(jnp.float32), ('batch', 'length', 'vocab'))
     return (logits, hidden) if return_hidden else logits
 

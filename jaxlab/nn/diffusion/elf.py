@@ -10,7 +10,7 @@ run once at t = 1 after sampling). Layout, as the official model:
   prefix  [4 time tokens | 4 guidance tokens | 4 mode tokens] prepended in context (no adaLN):
           time_k = learned_k + MLP(sinusoid(t)), guidance_k = learned_k + MLP(sinusoid(w)),
           mode_k = learned_k · (1 in decode mode, 0 in denoise mode)
-  blocks  jaxlab.nn.transformer.Block: pre-norm RMSNorm, bidirectional attention with qkv (and
+  blocks  jaxlab.nn.lm.transformer.Block: pre-norm RMSNorm, bidirectional attention with qkv (and
           output) biases, QK-RMSNorm, 1D RoPE, SwiGLU (hidden 4d·2/3). Control tokens sit at RoPE
           position 0, i.e. they are not rotated (cos 0 = 1, sin 0 = 0), exactly the official
           "empty token" rotation; text tokens take positions 0..L-1.
@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxlab.nn import transformer
+from jaxlab.nn.lm import transformer
 from jaxlab.nn.layers import RMSNorm
 
 Array = jax.Array

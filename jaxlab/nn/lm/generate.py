@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxlab.nn.transformer import DecoderLM, init_cache
+from jaxlab.nn.lm.transformer import DecoderLM, init_cache
 
 Array = jax.Array
 

@@ -1,4 +1,4 @@
-"""ELF's training objective and sampler: pure functions of the `jaxlab.nn.elf.Elf` parameters.
+"""ELF's training objective and sampler: pure functions of the `jaxlab.nn.diffusion.elf.Elf` parameters.
 
 Objective (one draw per training step, as the official train_step):
 
@@ -18,7 +18,7 @@ examples that use self-conditioning, the v_sc pass *is* the main pass (its input
 [z, x̂'_nosc]); we reuse them, so a step costs one no-gradient forward and one forward + backward. The
 guidance term is zero where self-conditioning is off, as in the official code.
 
-Sampler (`generate`): z_0 = 2ε, the official time grid and SDE/ODE steps of `jaxlab.nn.flow`, the
+Sampler (`generate`): z_0 = 2ε, the official time grid and SDE/ODE steps of `jaxlab.nn.diffusion.flow`, the
 previous x̂ as the self-conditioning input (zeros first), w as input (one pass per step), then one
 decode-mode pass at t = 1 with zero self-conditioning, argmax, and padding after the first EOS.
 """
@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlab.nn import flow
-from jaxlab.nn.elf import Elf
+from jaxlab.nn.diffusion import flow
+from jaxlab.nn.diffusion.elf import Elf
 
 Array = jax.Array
 

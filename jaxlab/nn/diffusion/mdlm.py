@@ -14,7 +14,7 @@ s < t, each still-masked token is revealed with probability (α_s - α_t)/(1 - �
 from p_θ(· | z_t); revealed tokens never change. The last step (s = 0) reveals every remaining token.
 
 The network reuses ELF's backbone pieces so that the two compare at about the same size: token
-embedding (vocab + 1 rows, the last is [MASK]) -> jaxlab.nn.transformer.Block × N (bidirectional, RoPE,
+embedding (vocab + 1 rows, the last is [MASK]) -> jaxlab.nn.lm.transformer.Block × N (bidirectional, RoPE,
 QK-norm, SwiGLU, biases) -> RMSNorm -> the same factored head Dense(d -> decoder_dim) -> GELU ->
 Dense(-> vocab). No time conditioning (MDLM finds it unnecessary for the absorbing state).
 """
@@ -28,7 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxlab.nn import flow, transformer
+from jaxlab.nn.diffusion import flow
+from jaxlab.nn.lm import transformer
 from jaxlab.nn.layers import Embed, RMSNorm
 
 Array = jax.Array

@@ -1,6 +1,6 @@
 """Flow matching in a continuous latent space: interpolation, prediction targets, time grids, samplers.
 
-Pure functions (no parameters, no flax) shared by ELF (`jaxlab.nn.elf`) and any other latent flow.
+Pure functions (no parameters, no flax) shared by ELF (`jaxlab.nn.diffusion.elf`) and any other latent flow.
 Conventions follow ELF (arXiv 2605.10938; official code lillian039/ELF): t = 0 is noise, t = 1 is data,
 
     z_t = t·x + (1 - t)·s·ε,        ε ~ N(0, I), s = `noise_scale` (ELF: 2),

@@ -1,0 +1,1 @@
+"""Vision transformers: the VARC ARC ViT (vit.py)."""
