@@ -211,7 +211,30 @@ def chat_template(f: GGUFFile) -> str | None:
   return f.metadata.get('tokenizer.chat_template')
 
 
+class ChatTemplateError(ValueError):
+  """A GGUF chat template that is malformed or tried to leave jinja2's sandbox."""
+
+
 def render_chat(template: str, messages: list[dict[str, str]]) -> str:
-  """Renders a GGUF's Jinja chat template (see `chat_template`) with add_generation_prompt=True."""
+  """Renders a GGUF's Jinja chat template (see `chat_template`) with add_generation_prompt=True.
+
+  A chat template is data from a downloaded file, so it is rendered in jinja2's
+  `ImmutableSandboxedEnvironment` (as transformers does; the hole llama-cpp-python fixed as
+  CVE-2024-34359): attribute access to dunders / internals, calling unsafe callables and mutating
+  lists or dicts raise `ChatTemplateError` instead of reaching the host. `raise_exception(msg)` and
+  `{% break %}` / `{% continue %}` are available, as in transformers' renderer.
+  """
   import jinja2  # pylint: disable=g-import-not-at-top
-  return jinja2.Environment().from_string(template).render(messages=messages, add_generation_prompt=True)
+  from jinja2 import sandbox  # pylint: disable=g-import-not-at-top
+
+  def raise_exception(message: str) -> None:
+    raise ChatTemplateError(f'chat template raised: {message}')
+
+  env = sandbox.ImmutableSandboxedEnvironment(extensions=['jinja2.ext.loopcontrols'])
+  env.globals['raise_exception'] = raise_exception
+  try:
+    return env.from_string(template).render(messages=messages, add_generation_prompt=True)
+  except jinja2.exceptions.SecurityError as e:
+    raise ChatTemplateError(f'chat template refused by the jinja2 sandbox: {e}') from None
+  except jinja2.exceptions.TemplateError as e:
+    raise ChatTemplateError(f'chat template is not valid Jinja: {e}') from None
