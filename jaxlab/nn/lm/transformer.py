@@ -62,6 +62,7 @@ class TransformerConfig:
   scan_form: str = 'auto'         # Affine mixers: 'sequential' | 'parallel' | 'chunkwise' | 'auto'.
   scan_chunk_size: int = 64       # Affine mixers: chunk length of the chunkwise form.
   qk_norm: bool = False           # RMSNorm on per-head q and k (Qwen3/OLMo2 style).
+  remat: str = 'none'             # Per-Block rematerialisation: 'none', 'full', or a jax.checkpoint_policies name.
 
   def __post_init__(self):
     for name in ('vocab_size', 'num_layers', 'embed_dim', 'num_heads', 'max_len'):
@@ -89,6 +90,10 @@ class TransformerConfig:
       raise ValueError(f'dropout_rate must be in [0, 1), got {self.dropout_rate}.')
     if self.norm_eps <= 0 or self.rope_base <= 0:
       raise ValueError(f'norm_eps ({self.norm_eps}) and rope_base ({self.rope_base}) must be positive.')
+    if self.remat not in ('none', 'full') and not callable(
+        getattr(jax.checkpoint_policies, self.remat, None)):
+      raise ValueError(f"remat must be 'none', 'full' or a jax.checkpoint_policies name, "
+                       f'got {self.remat!r}.')
     try:
       jnp.dtype(self.dtype)
     except TypeError as e:
@@ -188,7 +193,7 @@ class Block(nn.Module):
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, x: Array, *, mask: Array | None = None, positions: Array | None = None,
+  def __call__(self, x: Array, mask: Array | None = None, positions: Array | None = None,
                deterministic: bool = True, decode: bool = False, padding: Array | None = None,
                head_override: tuple[Array, Array] | None = None) -> Array:
     """Applies the block.
@@ -285,10 +290,15 @@ class DecoderLM(nn.Module):
 
     if not decode:  # Decode mode builds its causal mask from the cache.
       mask = combine_masks(causal_mask(t), mask)
+    block_cls = Block
+    if cfg.remat != 'none' and not decode:  # Decode path is not rematerialised.
+      policy = None if cfg.remat == 'full' else getattr(jax.checkpoint_policies, cfg.remat)
+      # Positional call: argnums count self, so deterministic=4 and decode=5 are static.
+      block_cls = nn.remat(Block, policy=policy, static_argnums=(4, 5))
     for i in range(cfg.num_layers):
-      x = Block(cfg, name=f'layers_{i}')(
-          x, mask=mask, positions=positions, deterministic=deterministic, decode=decode,
-          padding=padding, head_override=None if attention_overrides is None else attention_overrides[i])
+      x = block_cls(cfg, name=f'layers_{i}')(
+          x, mask, positions, deterministic, decode, padding,
+          None if attention_overrides is None else attention_overrides[i])
 
     hidden = make_norm(cfg, 'final_norm')(x)
     if cfg.tie_embeddings:
