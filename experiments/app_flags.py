@@ -2,7 +2,14 @@
 
 Defined idempotently, so several experiment modules can be imported into one process (tests, notebooks)
 without absl's DuplicateFlagError; each binary reads them through ``flags.FLAGS`` in its main().
+
+``run(main)`` replaces ``app.run(main)``: a flag/config mistake (missing or unloadable --config file, unknown
+override key, bad value) is printed as one line ``error: ...`` to stderr with exit code 2, before anything
+is created on disk.
 """
+
+import os
+import sys
 
 from collections.abc import Callable
 
@@ -30,7 +37,40 @@ def main_for(run: Callable[[ml_collections.ConfigDict, str], object]) -> Callabl
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not flags.FLAGS.workdir:
       raise app.UsageError("--workdir is required")
+    _check_workdir(flags.FLAGS.workdir)
     with runtime.clear_errors():
       run(flags.FLAGS.config, flags.FLAGS.workdir)
 
   return main
+
+
+def _fail(message: str) -> None:
+  sys.stderr.write("error: " + " ".join(str(message).split()) + "\n")
+  sys.exit(2)
+
+
+def _check_workdir(workdir: str) -> None:
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    _fail(f"--workdir={workdir}: exists and is not a directory")
+  parent = os.path.dirname(os.path.abspath(workdir))
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.exists(workdir) and not os.access(parent, os.W_OK):
+    _fail(f"--workdir={workdir}: parent folder {parent} is not writable")
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:
+    rest = flags.FLAGS(argv)
+    config = flags.FLAGS["config"].value if "config" in flags.FLAGS else None
+    if type(config).__name__ == "_ErrorConfig":  # config_flags defers a failed load to the first attribute read
+      config.keys()
+    return rest
+  except Exception as e:  # flags.Error, and the IOError/ValueError/KeyError config_flags raises for a bad file
+    _fail(f"--config: {e}")
+    raise
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """``app.run(main)`` with flag and config mistakes reported as one line (exit code 2)."""
+  app.run(main, flags_parser=_parse_flags)

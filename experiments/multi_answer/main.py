@@ -210,4 +210,4 @@ main = app_flags.main_for(run)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app_flags.run(main)

@@ -254,4 +254,4 @@ main = app_flags.main_for(run_any)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app_flags.run(main)
