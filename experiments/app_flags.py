@@ -12,6 +12,7 @@ import os
 import sys
 
 from collections.abc import Callable
+from typing import NoReturn
 
 import ml_collections
 from absl import app, flags
@@ -44,7 +45,7 @@ def main_for(run: Callable[[ml_collections.ConfigDict, str], object]) -> Callabl
   return main
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
   sys.stderr.write("error: " + " ".join(str(message).split()) + "\n")
   sys.exit(2)
 
@@ -67,8 +68,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
       config.keys()
     return rest
   except Exception as e:  # flags.Error, and the IOError/ValueError/KeyError config_flags raises for a bad file
-    _fail(f"--config: {e}")
-    raise
+    # config_flags puts the repr of a KeyError into the flag error (quotes, an escaped newline): unquote it.
+    text = str(e)
+    if text[:1] == "'" and text[-1:] == "'":
+      text = text[1:-1].replace("\\n", " ").replace("\\'", "")
+    _fail(f"--config: {text}")
 
 
 def run(main: Callable[[list[str]], None]) -> None:
