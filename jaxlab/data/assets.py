@@ -457,6 +457,8 @@ def path(name: str, relpath: str, cache_dir: str | os.PathLike[str] | None = Non
 def _format_size(size: int | None) -> str:
   if size is None:
     return '?'
+  if size < 1000:
+    return f'{size} B'
   return f'{size / 1e6:.1f} MB' if size >= 1e5 else f'{size / 1e3:.0f} kB'
 
 
