@@ -377,6 +377,11 @@ def _child_main():
                     f'{request["memory_bytes"] >> 20} MiB): {e}'})
   except BaseException as e:  # pylint: disable=broad-except  # everything the program raises is reported
     frame = _frame({'status': 'error', 'reason': f'{type(e).__name__}: {e}'[:2000]})
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except Exception:  # pylint: disable=broad-except  # the program may have replaced or closed them
+      pass
   send(frame)
   os._exit(0)
 
