@@ -137,9 +137,9 @@ def run(source: str, task: str, args=None, limits: Limits = Limits(),
                         'read_roots': _read_roots(), 'cpu_s': int(limits.cpu_s),
                         'memory_bytes': int(limits.memory_bytes),
                         'open_files': int(limits.open_files)}).encode()
-  env = {'PATH': '/usr/bin:/bin', 'LANG': 'C.UTF-8', 'PYTHONHASHSEED': '0', 'PYTHONDONTWRITEBYTECODE': '1',
+  env = {'PATH': '/usr/bin:/bin', 'LANG': 'C.UTF-8',    # -I ignores PYTHON* variables anyway
          'OPENBLAS_NUM_THREADS': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
-  cmd = [sys.executable, '-I', '-c', 'import sys; sys.path.insert(0, sys.argv[1]); '
+  cmd = [sys.executable, '-I', '-B', '-c', 'import sys; sys.path.insert(0, sys.argv[1]); '
          'from jaxlab import sandbox; sandbox._child_main()', str(pathlib.Path(__file__).resolve().parents[1])]
   if limits.os_isolation and os_isolation():
     cmd = _os_wrapper() + cmd
@@ -319,6 +319,7 @@ _SAFE_NEW_BUILTINS = frozenset({'_symtable', '_tokenize', 'xxsubtype', '_string'
 
 def _child_main():
   """Entry point of the child interpreter (run by `run`; not for direct use)."""
+  sys.dont_write_bytecode = True             # a lazy import must not try to write a .pyc (refused)
   request = json.loads(sys.stdin.buffer.read().decode())
   result_fd = os.dup(1)
   os.dup2(2, 1)                              # the program's prints go to stderr, not the result channel

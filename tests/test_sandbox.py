@@ -170,9 +170,20 @@ def test_a_forged_result_is_not_unpickled():
 
 
 def test_benign_program_runs_and_prints_do_not_corrupt_the_result():
-  src = 'import numpy as np\ndef f(n):\n  print("hello from the child")\n  return np.eye(n) * 2\n'
+  src = '''
+    import dataclasses
+    import numpy as np
+    @dataclasses.dataclass
+    class Scale:
+      k: float
+    def f(n):
+      import difflib, json                   # lazy stdlib imports (read-only opens under sys.prefix)
+      print("hello from the child", json.dumps(difflib.SequenceMatcher(None, "ab", "abc").ratio()))
+      return np.eye(n) * Scale(2.).k
+  '''
   res = _run(src, calls=[(2,), (3,)])
   assert [a.tolist() for a in res.arrays] == [(np.eye(2) * 2).tolist(), (np.eye(3) * 2).tolist()]
+  assert all(a.dtype == np.float64 for a in res.arrays)
   assert 'hello from the child' in res.stderr
 
 
