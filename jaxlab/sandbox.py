@@ -358,8 +358,10 @@ def _child_main():
     raise ImportError(f'refused: loading compiled extension {spec.name!r} ({spec.origin}) in the sandbox')
 
   _imp.create_dynamic = no_dynamic
-  state = [False]                            # True once the untrusted source is loaded
-  sys.addaudithook(_make_hook(tuple(request['read_roots']) + (os.getcwd(),), refuse, state))
+  # The hook's state lives in its closure only (not in this frame, which the program can reach).
+  hook, mark_loaded = _make_hook(tuple(request['read_roots']) + (os.getcwd(),), refuse)
+  sys.addaudithook(hook)
+  del hook
 
   import types
   module = types.ModuleType('untrusted')     # a real module, so dataclasses & co. find the namespace
@@ -369,7 +371,7 @@ def _child_main():
   try:
     code = compile(request['source'], UNTRUSTED_FILENAME, 'exec')
     exec(code, ns)  # pylint: disable=exec-used
-    state[0] = True
+    mark_loaded()
     meta, arrays = task(ns, request['args'])
     arrays = [np.asarray(a) for a in arrays]
     frame = _frame({'status': 'ok', 'meta': meta}, arrays)
@@ -387,8 +389,10 @@ def _child_main():
   os._exit(0)
 
 
-def _make_hook(read_roots: tuple[str, ...], refuse, state):
-  """The audit hook. Uses only references bound here, so patching os/posixpath cannot fool it."""
+def _make_hook(read_roots: tuple[str, ...], refuse):
+  """(audit hook, mark_loaded). The hook uses only references bound here, so a program that patches
+  os/posixpath cannot fool it; mark_loaded() switches on the compile/exec refusal (one way only)."""
+  loaded = False
   getcwd, readlink, lstat, fsenc = os.getcwd, os.readlink, os.lstat, sys.getfilesystemencoding()
   import stat as _stat
   islnk = _stat.S_ISLNK
@@ -462,7 +466,7 @@ def _make_hook(read_roots: tuple[str, ...], refuse, state):
 
   def hook(event, args):
     if event in _PASS:
-      if state[0] and event in ('compile', 'exec', 'code.__new__') and from_untrusted():
+      if loaded and event in ('compile', 'exec', 'code.__new__') and from_untrusted():
         refuse(f'refused: {event} of new code by the program after it was loaded')
       return
     if event == 'open':
@@ -490,7 +494,11 @@ def _make_hook(read_roots: tuple[str, ...], refuse, state):
     what = next((c for p, c in _CATEGORIES if event.startswith(p)), 'not allowed')
     refuse(f'refused: {event}({", ".join(shown(a) for a in args)}) ({what} in the sandbox)')
 
-  return hook
+  def mark_loaded():
+    nonlocal loaded
+    loaded = True
+
+  return hook, mark_loaded
 
 
 def call(namespace: dict, args: dict):
