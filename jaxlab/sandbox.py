@@ -94,8 +94,8 @@ def os_isolation() -> str | None:
   if not (shutil.which('unshare') and shutil.which('setpriv')):
     return None
   try:
-    r = subprocess.run(_os_wrapper() + ['sh', '-c', 'touch /probe_ro 2>/dev/null && exit 3; exit 0'],
-                       capture_output=True, timeout=10, check=False, cwd='/')
+    r = subprocess.run(_os_wrapper() + ['sh', '-c', _PROBE], capture_output=True, timeout=10, check=False,
+                       cwd='/')
   except (OSError, subprocess.SubprocessError):
     return None
   return 'netns+ro-mounts+nocaps' if r.returncode == 0 else None
@@ -104,6 +104,11 @@ def os_isolation() -> str | None:
 _REMOUNT = ('for m in $(awk \'{print $2}\' /proc/self/mounts | sort -u); do case "$m" in '
             '/dev|/dev/pts|/proc|/proc/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null ;; esac; done; '
             'exec setpriv --no-new-privs --bounding-set=-all --inh-caps=-all "$@"')
+
+
+# Read-only root, an empty network namespace (header lines + lo in /proc/net/dev), no capabilities.
+_PROBE = ('awk \'$2 == "/" {print $4}\' /proc/self/mounts | grep -q "^ro" && '
+          '[ "$(wc -l < /proc/net/dev)" -eq 3 ] && grep -q "^CapEff:[[:space:]]*0*$" /proc/self/status')
 
 
 def _os_wrapper() -> list[str]:
@@ -344,12 +349,15 @@ def _child_main():
   task = getattr(importlib.import_module(mod_name), fn_name)
 
   import resource
-  for lim, value in ((resource.RLIMIT_AS, request['memory_bytes']), (resource.RLIMIT_FSIZE, 0),
-                     (resource.RLIMIT_NOFILE, request['open_files']), (resource.RLIMIT_NPROC, 1),
-                     (resource.RLIMIT_CORE, 0)):
-    resource.setrlimit(lim, (value, value))
   cpu = request['cpu_s']
-  resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+  for lim, soft, hard in ((resource.RLIMIT_AS, request['memory_bytes'], request['memory_bytes']),
+                          (resource.RLIMIT_FSIZE, 0, 0), (resource.RLIMIT_NPROC, 1, 1),
+                          (resource.RLIMIT_NOFILE, request['open_files'], request['open_files']),
+                          (resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_CPU, cpu, cpu + 1)):
+    cur = resource.getrlimit(lim)[1]                # never above a limit the parent already has
+    if cur != resource.RLIM_INFINITY:
+      soft, hard = min(soft, cur), min(hard, cur)
+    resource.setrlimit(lim, (soft, hard))
 
   import _imp
 
