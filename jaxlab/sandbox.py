@@ -112,7 +112,8 @@ _PROBE = ('awk \'$2 == "/" {print $4}\' /proc/self/mounts | grep -q "^ro" && '
 
 
 def _os_wrapper() -> list[str]:
-  return ['unshare', '--mount', '--net', '--propagation', 'private', 'sh', '-c', _REMOUNT, 'sh']
+  return [shutil.which('unshare') or 'unshare', '--mount', '--net', '--propagation', 'private', 'sh', '-c',
+          _REMOUNT.replace('setpriv', shutil.which('setpriv') or 'setpriv'), 'sh']
 
 
 def _read_roots() -> list[str]:
@@ -125,7 +126,7 @@ def _read_roots() -> list[str]:
 
 
 def run(source: str, task: str, args=None, limits: Limits = Limits(),
-              preload: tuple[str, ...] = DEFAULT_PRELOAD) -> Result:
+        preload: tuple[str, ...] = DEFAULT_PRELOAD) -> Result:
   """Runs `source` in a sandboxed child, then `task(namespace, args) -> (meta, arrays)` there.
 
   Args:
@@ -142,7 +143,7 @@ def run(source: str, task: str, args=None, limits: Limits = Limits(),
                         'read_roots': _read_roots(), 'cpu_s': int(limits.cpu_s),
                         'memory_bytes': int(limits.memory_bytes),
                         'open_files': int(limits.open_files)}).encode()
-  env = {'PATH': '/usr/bin:/bin', 'LANG': 'C.UTF-8',    # -I ignores PYTHON* variables anyway
+  env = {'PATH': '/usr/bin:/bin:/usr/sbin:/sbin', 'LANG': 'C.UTF-8',    # -I ignores PYTHON* variables anyway
          'OPENBLAS_NUM_THREADS': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
   cmd = [sys.executable, '-I', '-B', '-c', 'import sys; sys.path.insert(0, sys.argv[1]); '
          'from jaxlab import sandbox; sandbox._child_main()', str(pathlib.Path(__file__).resolve().parents[1])]
