@@ -5,6 +5,7 @@ the OS layer (namespaces, read-only mounts, no capabilities) where this machine 
 audit hook and rlimits alone (`os_isolation=False`), so the in-process layers are shown to hold by themselves (that repeat is marked slow).
 """
 
+import concurrent.futures
 import os
 import socket
 import textwrap
@@ -33,14 +34,6 @@ def _rejected(src, os_isolation=True, **limits) -> sandbox.Rejected:
   return e.value
 
 
-@pytest.fixture
-def host(tmp_path):
-  """A host folder with a secret file and a victim file, paths absolute."""
-  (tmp_path / 'secret.txt').write_text(SECRET)
-  (tmp_path / 'victim.txt').write_text('keep me')
-  return tmp_path
-
-
 # name -> (program source using {d} for the host folder, expected reason, side effect that must be absent)
 WRITES = {
     'np.savetxt': ('import numpy as np\ndef f():\n  np.savetxt("{d}/out.txt", np.eye(2))\n  return 0\n',
@@ -57,13 +50,13 @@ WRITES = {
 }
 
 
-@pytest.mark.parametrize('os_isolation', LAYERS)
 @pytest.mark.parametrize('case', sorted(WRITES))
-def test_file_writes_are_refused_and_nothing_is_written(case, os_isolation, host):
-  src, made = WRITES[case]
-  e = _rejected(src.format(d=host), os_isolation)
+def test_file_writes_are_refused_and_nothing_is_written(case, attempts):
+  host, outcomes = attempts
+  e = outcomes['write', case]
+  assert isinstance(e, sandbox.Rejected), e
   assert e.kind == 'refused' and 'for writing' in e.reason and str(host) in e.reason, e.reason
-  assert not (host / made).exists() and not (host / 'a.npy').exists()
+  assert not (host / WRITES[case][1]).exists()
   assert sorted(p.name for p in host.iterdir()) == ['secret.txt', 'victim.txt']
 
 
@@ -76,33 +69,63 @@ READS = {
 }
 
 
-@pytest.mark.parametrize('os_isolation', LAYERS)
 @pytest.mark.parametrize('case', sorted(READS))
-def test_host_file_reads_are_refused(case, os_isolation, host):
-  e = _rejected(READS[case].format(d=host), os_isolation)
+def test_host_file_reads_are_refused(case, attempts):
+  e = attempts[1]['read', case]
+  assert isinstance(e, sandbox.Rejected), e
   assert e.kind == 'refused' and 'outside the sandbox' in e.reason, e.reason
   assert SECRET not in e.reason
 
 
 PROCESS = {
-    'os.system': 'import os\ndef f():\n  os.system("touch {d}/marker")\n  return 0\n',
-    'subprocess': 'import subprocess\ndef f():\n  subprocess.run(["touch", "{d}/marker"])\n  return 0\n',
-    'os.fork bomb': 'import os\ndef f():\n  while True:\n    os.fork()\n',
-    'os.posix_spawn': 'import os\ndef f():\n  os.posix_spawn("/usr/bin/touch", ["touch", "{d}/marker"], {{}})\n'
+    'os.system': 'import os\ndef f():\n  os.system("touch {d}/{m}")\n  return 0\n',
+    'subprocess': 'import subprocess\ndef f():\n  subprocess.run(["touch", "{d}/{m}"])\n  return 0\n',
+    'os.fork bomb': 'import os\ndef f():\n  while True:\n    os.fork()\n    open("{d}/{m}", "w")\n',
+    'os.posix_spawn': 'import os\ndef f():\n  os.posix_spawn("/usr/bin/touch", ["touch", "{d}/{m}"], {{}})\n'
                       '  return 0\n',
-    'os.execv': 'import os\ndef f():\n  os.execv("/usr/bin/touch", ["touch", "{d}/marker"])\n',
+    'os.execv': 'import os\ndef f():\n  os.execv("/usr/bin/touch", ["touch", "{d}/{m}"])\n',
     'os.remove': 'import os\ndef f():\n  os.remove("{d}/victim.txt")\n  return 0\n',
-    'os.rename': 'import os\ndef f():\n  os.rename("{d}/victim.txt", "{d}/marker")\n  return 0\n',
+    'os.rename': 'import os\ndef f():\n  os.rename("{d}/victim.txt", "{d}/{m}")\n  return 0\n',
     'os.chdir': 'import os\ndef f():\n  os.chdir("{d}")\n  return 0\n',
 }
 
 
-@pytest.mark.parametrize('os_isolation', LAYERS)
 @pytest.mark.parametrize('case', sorted(PROCESS))
-def test_process_creation_and_fs_mutation_are_refused(case, os_isolation, host):
-  e = _rejected(PROCESS[case].format(d=host), os_isolation)
+def test_process_creation_and_fs_mutation_are_refused(case, attempts):
+  host, outcomes = attempts
+  e = outcomes['process', case]
+  assert isinstance(e, sandbox.Rejected), e
   assert 'refused' in e.reason, e.reason
-  assert not (host / 'marker').exists() and (host / 'victim.txt').read_text() == 'keep me'
+  assert not (host / _marker(case)).exists() and (host / 'victim.txt').read_text() == 'keep me'
+
+
+def _marker(case: str) -> str:
+  return 'marker_' + ''.join(c if c.isalnum() else '_' for c in case)
+
+
+def _outcome(src: str, os_isolation: bool):
+  try:
+    return _run(src, os_isolation=os_isolation)
+  except sandbox.Rejected as e:
+    return e
+
+
+@pytest.fixture(scope='module', params=LAYERS)
+def attempts(request, tmp_path_factory):
+  """Every write/read/process attempt above, run once per layer setting, four children at a time.
+
+  Returns (host folder, {(group, case): Rejected or Result}); the host folder holds a secret file and a
+  victim file, and every attempt has finished before any test looks at the folder.
+  """
+  host = tmp_path_factory.mktemp('host')
+  (host / 'secret.txt').write_text(SECRET)
+  (host / 'victim.txt').write_text('keep me')
+  srcs = {('write', k): v[0] for k, v in WRITES.items()}
+  srcs.update({('read', k): v for k, v in READS.items()})
+  srcs.update({('process', k): v.replace('{m}', _marker(k)) for k, v in PROCESS.items()})
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    futures = {k: pool.submit(_outcome, v.format(d=host), request.param) for k, v in srcs.items()}
+    return host, {k: f.result() for k, f in futures.items()}
 
 
 def test_socket_connect_is_refused_and_the_server_sees_nothing():
@@ -143,10 +166,14 @@ def test_memory_bomb_is_stopped_and_the_parent_is_fine():
 
 
 def test_infinite_loop_times_out_and_cpu_limit_holds():
-  e = _rejected('def f():\n  while True:\n    pass\n', timeout_s=1.)
-  assert e.kind == 'timeout' and 'timed out after 1 s' in e.reason, e.reason
-  e = _rejected('def f():\n  while True:\n    pass\n', timeout_s=30., cpu_s=1)
-  assert e.kind == 'limit' and 'CPU time limit' in e.reason, e.reason
+  loop = 'def f():\n  while True:\n    pass\n'
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:     # the two waits overlap
+    wall = pool.submit(_rejected, loop, timeout_s=1.)
+    cpu = pool.submit(_rejected, loop, timeout_s=30., cpu_s=1)
+    e = wall.result()
+    assert e.kind == 'timeout' and 'timed out after 1 s' in e.reason, e.reason
+    e = cpu.result()
+    assert e.kind == 'limit' and 'CPU time limit' in e.reason, e.reason
 
 
 def test_a_forged_result_is_not_unpickled():
