@@ -465,7 +465,10 @@ def _make_hook(read_roots: tuple[str, ...], refuse):
 
   def from_untrusted() -> bool:
     """Whether the Python frame that raised the event is the program's own code."""
-    return getframe(2).f_code.co_filename == UNTRUSTED_FILENAME
+    try:
+      return getframe(2).f_code.co_filename == UNTRUSTED_FILENAME
+    except ValueError:                       # no Python caller (raised from C at the stack's base)
+      return False
 
   def shown(x) -> str:
     try:
