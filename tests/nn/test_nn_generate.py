@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.nn import DecoderLM, llama_config
-from jaxlab.nn.lm.generate import generate, left_pad, sample_logits
+from jaxlab.nn.lm.generate import (_next_token, generate, left_pad, nucleus_threshold, nucleus_threshold_sort,
+                                   sample_logits)
 
 CFG = llama_config(vocab_size=37, num_layers=2, embed_dim=32, num_heads=4, num_kv_heads=2,
                    mlp_dim=64, max_len=64)
@@ -75,3 +76,27 @@ def test_stop_sequences_and_inactive_rows():
   hits = [i + 2 for i in range(5) if row[i:i + 2] == stop]
   assert m[1].sum() == (hits[0] if hits else 6) and t[1, :m[1].sum()].tolist() == row[:m[1].sum()]
   assert not m[2].any() and int(out.lengths[2]) == 0  # an inactive row generates nothing
+
+
+def test_nucleus_bisection_equals_sort():
+  """The fast nucleus threshold (bisection over the float order) is the sort-based one, ties included."""
+  for seed, scale in ((0, 1.), (1, 4.), (2, 0.1)):
+    x = jax.random.normal(jax.random.key(seed), (3, 500)) * scale
+    x = x.at[0, :7].set(x[0, 0]).at[1, 100:].set(-3.)  # tied logits, a long flat tail
+    for p in (0.01, 0.3, 0.7, 0.95):
+      np.testing.assert_array_equal(np.asarray(nucleus_threshold(x, p)), np.asarray(nucleus_threshold_sort(x, p)))
+
+
+def test_sampler_paths():
+  """Trace-time samplers agree with sample_logits; a vanishing nucleus samples the greedy tokens."""
+  logits = jax.random.normal(jax.random.key(3), (4, 50)) * 3
+  key = jax.random.key(4)
+  t, p = jnp.float32(0.8), jnp.float32(0.6)
+  assert np.array_equal(_next_token(logits, key, t, p, 'nucleus'), sample_logits(logits, key, t, p))
+  assert np.array_equal(_next_token(logits, key, t, p, 'greedy'), jnp.argmax(logits, -1))
+  model, params = _setup()
+  toks, mask = left_pad([[3, 5, 7], [1, 2, 3, 4]])
+  greedy = generate(model, params, toks, mask, max_new_tokens=4)
+  tiny = generate(model, params, toks, mask, max_new_tokens=4, temperature=1., top_p=1e-6, rng=key)
+  np.testing.assert_array_equal(np.asarray(tiny.tokens), np.asarray(greedy.tokens))
+  np.testing.assert_allclose(np.asarray(tiny.logprobs), np.asarray(greedy.logprobs), rtol=1e-6)
