@@ -23,6 +23,7 @@ raised inside JAX or other libraries are never shortened (they are bugs to repor
 """
 
 import os
+import re
 import sys
 import tempfile
 
@@ -50,7 +51,7 @@ def main_for(run: Callable[[ml_collections.ConfigDict, str], object]) -> Callabl
 
   def main(argv: list[str]) -> None:
     if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+      fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
     run(FLAGS.config, FLAGS.workdir)
 
   return main
@@ -127,10 +128,21 @@ def _flag_error_text(e: BaseException) -> str:
   if "Traceback (most recent call last)" in text:
     head = text.split(":", 1)[0]
     last = [ln for ln in text.splitlines() if ln.strip()][-1].strip()
-    text = f"{head}: {last.strip(chr(39))}"
+    text = f"{head}: {last}"
   if text[:1] == "'" and text[-1:] == "'":
     text = text[1:-1].replace("\\n", " ").replace("\\'", "")
   return one_line(text)
+
+
+def _unknown_key_text(e: BaseException, argv: Sequence[str]) -> str:
+  """'--config.total_step=100: no such config key 'total_step'; did you mean "total_steps"?'"""
+  raw = str(e.args[0] if e.args else e)
+  found = re.search(r'instead of "([^"]+)"', raw) or re.search(r"([A-Za-z_][\w]*)", raw)
+  key = found.group(1) if found else ""
+  hint = re.search(r'Did you mean "([^"]+)"', raw)
+  named = [a for a in argv if a.startswith("--config.") and key in a.split("=", 1)[0].split(".")[1:]]
+  where = named[-1] if named else "--config override"
+  return f"{where}: no such config key {key!r}" + (f"; did you mean {hint.group(1)!r}?" if hint else "")
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -140,8 +152,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
     _check_config_path(value)
   try:
     rest = FLAGS(argv)
-  except flags.Error as e:  # unknown flag, bad override key or value, missing required flag, get_config error
+  except flags.Error as e:  # unknown flag, bad override value, missing required flag, get_config error
     fail(_flag_error_text(e))
+  except (AttributeError, KeyError) as e:  # config_flags raises these, unwrapped, for an unknown override key
+    fail(_unknown_key_text(e, argv[1:]))
   if has_config and FLAGS["config"].present:
     config = FLAGS["config"].value
     if not isinstance(config, ml_collections.ConfigDict):  # config_flags defers a load failure to first use

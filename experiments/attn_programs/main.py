@@ -13,7 +13,7 @@ import pathlib
 import re
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 import numpy as np
 
 import jax
@@ -45,15 +45,31 @@ def load_sentences(tok, cfg) -> list[list[int]]:
   return out
 
 
+def validate() -> None:
+  """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
+  cfg = flags.FLAGS.config
+  for key in ('num_fit', 'num_heldout', 'num_eval', 'bucket', 'top_n', 'grid_heads'):
+    if not isinstance(cfg[key], int) or cfg[key] <= 0:
+      app_flags.fail(f'--config.{key}={cfg[key]!r} must be a positive integer')
+  if not 0 < cfg.min_tokens <= cfg.bucket:
+    app_flags.fail(f'--config.min_tokens={cfg.min_tokens} must be in [1, config.bucket={cfg.bucket}]')
+  if any(not 0 < x <= 1 for x in cfg.replace_fractions):
+    app_flags.fail(f'--config.replace_fractions={tuple(cfg.replace_fractions)}: each must be in (0, 1]')
+  if cfg.gguf:
+    app_flags.check_input_file(cfg.gguf, '--config.gguf')
+
+
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    app_flags.fail(f'unexpected arguments {argv[1:]} (flags are written --name=value)')
   from jaxlab.train import runtime
   runtime.initialize()
   cfg = flags.FLAGS.config
+  t0 = time.time()
+  # A damaged model file fails here, before the workdir is created.
+  mcfg, params, f = gguf.load_llama_gguf(cfg.gguf or assets.path('smollm2-135m', SMOLLM2))
   workdir = pathlib.Path(flags.FLAGS.workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  t0 = time.time()
-  mcfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', SMOLLM2))
   tok = gguf.tokenizer_from_gguf(f)
   params = jax.tree.map(jnp.asarray, params)
   model = DecoderLM(mcfg)
@@ -165,4 +181,4 @@ def _grid(path, a, tokens, best_held, best, names, mats, s, k, H):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app_flags.run(main, validate)

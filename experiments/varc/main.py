@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from experiments import app_flags
 from jaxlab.data import arc as arc_lib
@@ -131,12 +131,22 @@ def run_ttt(config: ml_collections.ConfigDict, workdir: str) -> None:
     render.render_task(tasks[r.task_id], r, os.path.join(workdir, f'{r.task_id}.png'))
 
 
+def validate() -> None:
+  """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
+  config = flags.FLAGS.config
+  if config.mode not in ('pretrain', 'ttt'):
+    app_flags.fail(f"--config.mode={config.mode!r} is not one of 'pretrain', 'ttt'")
+  if config.mode == 'ttt' and config.init_from:
+    app_flags.check_input_file(config.init_from, '--config.init_from')
+  if config.data.task_dir and not os.path.isdir(config.data.task_dir):
+    app_flags.fail(f'--config.data.task_dir={config.data.task_dir}: no such folder')
+
+
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    app_flags.fail(f'unexpected arguments {argv[1:]} (flags are written --name=value)')
   runtime.initialize()
   config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
-  if not workdir:
-    raise app.UsageError('--workdir is required')
   logging.info('Config:\n%s', config)
   os.makedirs(workdir, exist_ok=True)
   if config.mode == 'pretrain':
@@ -148,4 +158,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app_flags.run(main, validate)
