@@ -98,15 +98,55 @@ def check_input_file(path: str, flag: str) -> None:
     fail(f"{flag}={path}: not readable")
 
 
-def _config_arg(argv: Sequence[str]) -> str | None:
-  """The value of --config in argv (the last one wins, as in absl), or None when absent."""
+def _flag_arg(argv: Sequence[str], name: str) -> str | None:
+  """The value of --name in argv (the last one wins, as in absl), or None when absent."""
   value = None
   for i, a in enumerate(argv):
-    if a.startswith("--config="):
-      value = a[len("--config="):]
-    elif a == "--config" and i + 1 < len(argv):
+    if a.startswith(f"--{name}="):
+      value = a[len(f"--{name}="):]
+    elif a == f"--{name}" and i + 1 < len(argv):
       value = argv[i + 1]
   return value
+
+
+def check_command_line(module_name: str, argv: Sequence[str] | None = None) -> None:
+  """The first statement of a binary with --config/--workdir, before its heavy imports (JAX, flax): checks
+  the --config path, the --workdir, positional arguments and the config's override keys and values on a
+  throwaway FlagValues, so the common mistakes are one line in about a second. A no-op unless the module
+  runs as ``__main__``; run() repeats every check on the real flags."""
+  if module_name != "__main__":
+    return
+  argv = list(sys.argv if argv is None else argv)
+  config = _flag_arg(argv[1:], "config")
+  if config is None:
+    fail("--config is required (e.g. --config=experiments/lm/configs/default.py)")
+  _check_config_path(config)
+  workdir = _flag_arg(argv[1:], "workdir")
+  check_workdir(workdir or "")
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True)
+  flags.DEFINE_string("workdir", None, "", flag_values=fv)
+  flags.DEFINE_integer("verbosity", 0, "", short_name="v", flag_values=fv)
+  try:
+    rest = fv(argv, known_only=True)
+  except flags.Error as e:
+    fail(_flag_error_text(e))
+  except (AttributeError, KeyError) as e:
+    fail(_unknown_key_text(e, argv[1:]))
+  _check_loaded(fv, config)
+  positional = [a for a in rest[1:] if not a.startswith("-")]
+  if positional:
+    fail(f"unexpected arguments {positional} (flags are written --name=value)")
+
+
+def _check_loaded(fv: flags.FlagValues, value: str | None) -> None:
+  config = fv["config"].value
+  if not isinstance(config, ml_collections.ConfigDict):  # config_flags defers a load failure to first use
+    try:
+      config.keys()
+    except Exception as e:  # pylint: disable=broad-except  (the deferred IOError, or anything get_config raised)
+      fail(f"--config={value}: could not be loaded: {_flag_error_text(e)}")
+    fail(f"--config={value}: get_config() returned {type(config).__name__}, not a ConfigDict")
 
 
 def _check_config_path(value: str) -> None:
@@ -147,7 +187,7 @@ def _unknown_key_text(e: BaseException, argv: Sequence[str]) -> str:
 
 def _parse_flags(argv: list[str]) -> list[str]:
   has_config = "config" in FLAGS
-  value = _config_arg(argv[1:]) if has_config else None
+  value = _flag_arg(argv[1:], "config") if has_config else None
   if value is not None:
     _check_config_path(value)
   try:
@@ -157,21 +197,16 @@ def _parse_flags(argv: list[str]) -> list[str]:
   except (AttributeError, KeyError) as e:  # config_flags raises these, unwrapped, for an unknown override key
     fail(_unknown_key_text(e, argv[1:]))
   if has_config and FLAGS["config"].present:
-    config = FLAGS["config"].value
-    if not isinstance(config, ml_collections.ConfigDict):  # config_flags defers a load failure to first use
-      try:
-        config.keys()
-      except Exception as e:  # pylint: disable=broad-except  (the deferred IOError, or anything get_config raised)
-        fail(f"--config={value}: could not be loaded: {_flag_error_text(e)}")
-      fail(f"--config={value}: get_config() returned {type(config).__name__}, not a ConfigDict")
+    _check_loaded(FLAGS, value)
   return rest
 
 
 def validate_trainer_configs(config: ml_collections.ConfigDict, prefix: str = "config") -> None:
   """Runs the trainer's checks on every (sub-)config that holds the trainer's keys, naming each key."""
-  from jaxlab.train import trainer  # pylint: disable=import-outside-toplevel  (imports JAX)
-  if all(k in config for k in trainer.REQUIRED_KEYS):
-    trainer.validate_config(config, prefix=prefix, check_devices=True)
+  if "total_steps" in config:  # a trainer block: checked by the trainer's own rules
+    from jaxlab.train import trainer  # pylint: disable=import-outside-toplevel  (imports JAX)
+    trainer.validate_config(config, prefix=prefix, require=all(k in config for k in trainer.REQUIRED_KEYS),
+                            check_devices=True)
   for k, v in config.items():
     if isinstance(v, ml_collections.ConfigDict):
       validate_trainer_configs(v, f"{prefix}.{k}")
@@ -219,6 +254,8 @@ def guarded(main: Callable[[list[str]], None],
       if validate is not None:
         validate()
       main(argv)
+    except SystemExit:
+      raise
     except user_errors() as e:
       if FLAGS.verbosity >= 1 or not _raised_by_project(e):
         raise  # asked for, or an internal failure (inside JAX, say): keep the whole trace for the bug report

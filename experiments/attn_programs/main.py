@@ -7,6 +7,9 @@ post-softmax weights before V) and measures perplexity and next-token KL, agains
 replacement of the same heads. Writes heads.csv, results.json and grid.png into --workdir.
 """
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import csv
 import json
 import pathlib
@@ -19,7 +22,6 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from experiments import app_flags
 from jaxlab.data import assets
 from jaxlab.interp import capture, iou, proposer, registry, replace
 from jaxlab.io import gguf

@@ -10,14 +10,8 @@ file) is one `error: ...` line; -v 1 shows the traceback.
 import time
 
 from absl import flags
-import jax
-import jax.numpy as jnp
 
-from experiments import app_flags
-from jaxlab.data import assets
-from jaxlab.io import gguf
-from jaxlab.nn import DecoderLM
-from jaxlab.nn.lm.generate import generate, left_pad
+from experiments import app_flags  # light: JAX and the model code are imported in main(), after the checks
 
 _PROMPT = flags.DEFINE_multi_string('prompt', ['What is the capital of France?'], 'User message(s).')
 _MAX_NEW = flags.DEFINE_integer('max_new_tokens', 64, 'Tokens to generate at most.')
@@ -47,7 +41,13 @@ def validate() -> None:
 def main(argv):
   if len(argv) > 1:
     app_flags.fail(f'unexpected arguments {argv[1:]} (flags are written --name=value)')
-  from jaxlab.train import runtime
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from jaxlab.data import assets  # pylint: disable=import-outside-toplevel
+  from jaxlab.io import gguf  # pylint: disable=import-outside-toplevel
+  from jaxlab.nn import DecoderLM  # pylint: disable=import-outside-toplevel
+  from jaxlab.nn.lm.generate import generate, left_pad  # pylint: disable=import-outside-toplevel
+  from jaxlab.train import runtime  # pylint: disable=import-outside-toplevel
   runtime.initialize()
   cfg, params, f = gguf.load_llama_gguf(_GGUF.value or assets.path('smollm2-135m', SMOLLM2))
   tok = gguf.tokenizer_from_gguf(f)

@@ -9,6 +9,9 @@ holds the trained tokenizer, checkpoints, metrics.jsonl, TensorBoard events and 
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import json
 import os
 
@@ -19,7 +22,6 @@ import numpy as np
 import optax
 from absl import app, logging
 
-from experiments import app_flags
 from jaxlab.data import corpora, pipeline, tokenizers
 from jaxlab.nn.lm import generate, transformer
 from jaxlab.train import flops, runtime, trainer

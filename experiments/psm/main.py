@@ -15,6 +15,9 @@ writes workdir/results.json and a plot. `config.data.task = 'lm'` runs experimen
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import json
 import os
 import time
@@ -27,7 +30,6 @@ import numpy as np
 import optax
 from absl import app, logging
 
-from experiments import app_flags
 from experiments.psm import lm as psm_lm
 from experiments.psm import runs as psm_runs
 from jaxlab.data import psm_tasks

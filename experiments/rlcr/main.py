@@ -17,6 +17,9 @@ with SmolLM2-135M-Instruct on reasoning-gym arithmetic (see experiments/rlcr/rea
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import dataclasses
 import functools
 import json
@@ -27,7 +30,6 @@ import ml_collections
 import numpy as np
 from absl import app, logging
 
-from experiments import app_flags
 from jaxlab.data import rl_tasks
 from jaxlab.evals import calibration
 from jaxlab.nn.lm import transformer

@@ -13,6 +13,9 @@ Pretraining writes params.msgpack (the final weights) beside the checkpoints. TT
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import json
 import os
 import time
@@ -24,7 +27,6 @@ import ml_collections
 import numpy as np
 from absl import flags, logging
 
-from experiments import app_flags
 from jaxlab.data import arc as arc_lib
 from jaxlab.data import arc_canvas as cv
 from jaxlab.evals import arc as arc_eval
