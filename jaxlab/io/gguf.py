@@ -205,7 +205,7 @@ def tokenizer_from_gguf(f: GGUFFile):
   md = f.metadata
   kind = md.get('tokenizer.ggml.model')
   if kind != 'gpt2':
-    raise NotImplementedError(f"Only byte-level BPE ('gpt2') GGUF tokenizers are supported, got {kind!r}.")
+    raise GGUFError(f"{f.path}: tokenizer model {kind!r} is not supported (only byte-level BPE, 'gpt2')")
   tokens = list(md['tokenizer.ggml.tokens'])
   vocab = {tok: i for i, tok in enumerate(tokens)}
   merges = [tuple(m.split(' ', 1)) for m in md['tokenizer.ggml.merges']]
@@ -223,7 +223,7 @@ def tokenizer_from_gguf(f: GGUFFile):
         pre_tokenizers.Split(Regex(split), behavior='isolated'),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
   else:
-    raise NotImplementedError(f'Unknown GGUF pre-tokenizer {pre!r}.')
+    raise GGUFError(f'{f.path}: pre-tokenizer {pre!r} is not supported')
   tok.decoder = decoders.ByteLevel()
   types = md.get('tokenizer.ggml.token_type')
   if types is not None:
