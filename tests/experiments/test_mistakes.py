@@ -34,9 +34,20 @@ NEGATIVE = {"lm": "total_steps", "psm": "train.total_steps", "elf": "total_steps
 HEAVY_CONFIG = {"rlcr", "multi_answer"}
 
 
-def run_binary(name, *args, timeout=300):
+def user_env(devices=None):
+  """The environment a user runs a binary in: without the 8 fake devices of tests/conftest.py (the tiny
+  configs of varc and psm ask for one device), unless ``devices`` asks for them."""
+  env = dict(os.environ)
+  flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+  if devices:
+    flags.append(f"--xla_force_host_platform_device_count={devices}")
+  env["XLA_FLAGS"] = " ".join(flags)
+  return env
+
+
+def run_binary(name, *args, timeout=300, devices=None):
   cmd = [sys.executable, "-m", f"experiments.{name}.main", *args]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=user_env(devices))
 
 
 def assert_one_line_error(proc, *names, workdir=None):
@@ -116,17 +127,15 @@ def test_unknown_enum_string(tmp_path):
 
 @pytest.mark.slow
 def test_batch_not_divisible_by_the_devices(tmp_path):
-  """On 8 devices (tests/conftest.py sets 8 fake CPU devices, inherited by the subprocess) a batch of 6
-  cannot be split over the data axis."""
-  assert "device_count=8" in os.environ.get("XLA_FLAGS", "")
+  """On 8 (fake CPU) devices a batch of 6 cannot be split over the data axis."""
   workdir = str(tmp_path / "wd")
-  proc = run_binary("lm", f"--config={CONFIGS['lm']}", "--config.batch_size=6", f"--workdir={workdir}")
+  proc = run_binary("lm", f"--config={CONFIGS['lm']}", "--config.batch_size=6", f"--workdir={workdir}", devices=8)
   assert_one_line_error(proc, "config.batch_size=6", "divisible", workdir=workdir)
 
 
-def _fake_checkpoint(workdir):
+def _fake_checkpoint(folder):
   """A step folder orbax sees as the latest checkpoint, with its files damaged (a crash, a bad copy)."""
-  step = os.path.join(workdir, "checkpoints", "3")
+  step = os.path.join(folder, "checkpoints", "3")
   for item in ("state", "data", "config"):
     os.makedirs(os.path.join(step, item))
   with open(os.path.join(step, "state", "_METADATA"), "w") as f:
@@ -135,13 +144,13 @@ def _fake_checkpoint(workdir):
     f.write("{}")
 
 
-CHECKPOINTING = ["lm", "psm", "elf", "varc"]
+CHECKPOINTING = {"lm": "", "psm": "transformer", "elf": "", "varc": ""}  # binary -> run folder in the workdir
 
 
 @pytest.mark.parametrize("binary", [pytest.param(b, marks=_slow_if(b != "lm")) for b in CHECKPOINTING])
 def test_damaged_checkpoint(tmp_path, binary):
   workdir = str(tmp_path / "wd")
-  _fake_checkpoint(workdir)
+  _fake_checkpoint(os.path.join(workdir, CHECKPOINTING[binary]))
   proc = run_binary(binary, f"--config={CONFIGS[binary]}", f"--workdir={workdir}")
   line = assert_one_line_error(proc, "checkpoint", "step 3")
   assert len(line) < 600 and "tensorstore_spec" not in line, line
