@@ -135,10 +135,10 @@ def init_adapters(rng: Array, params: Any, config: LoraConfig) -> dict[str, Any]
     else:                          # PEFT 'gaussian': std 1/rank
       a = jax.random.normal(ka, a_shape, dtype) / config.rank
     b = jnp.zeros(b_shape, dtype)
-    if boxed:
+    if boxed:  # same box class (LogicallyPartitioned keeps its rules), names with None for the rank axis
       axes = tuple(leaf.names)
-      a = nn.Partitioned(a, axes[:n_in] + (None,))
-      b = nn.Partitioned(b, (None,) + axes[n_in:])
+      a = leaf.replace(value=a, names=axes[:n_in] + (None,))
+      b = leaf.replace(value=b, names=(None,) + axes[n_in:])
     node = out
     for k in keys[:-2]:
       node = node.setdefault(k, {})

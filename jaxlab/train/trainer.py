@@ -207,10 +207,15 @@ class Trainer:
       param_shardings = nn.logical_to_mesh_sharding(nn.get_partition_spec(boxed), self.mesh, self.rules)
       self.abstract_state = jax.eval_shape(self._init_state, self.init_rng)
       self.shardings = state_shardings(self.abstract_state, param_shardings, self.tx, self.mesh)
-      self.frozen, frozen_shardings = (), ()
+      frozen_shardings = ()
       if task.frozen_params is not None:
-        fs = nn.logical_to_mesh_sharding(nn.get_partition_spec(task.frozen_params), self.mesh, self.rules)
-        self.frozen, frozen_shardings = (jax.device_put(nn.unbox(task.frozen_params), fs),), (fs,)
+        frozen_shardings = (nn.logical_to_mesh_sharding(nn.get_partition_spec(task.frozen_params), self.mesh,
+                                                        self.rules),)
+    self.frozen = ()
+    if task.frozen_params is not None:  # placed once; plain values (unbox would constrain under the mesh)
+      values = jax.tree.map(lambda x: getattr(x, "value", x), task.frozen_params,
+                            is_leaf=lambda x: isinstance(x, nn.Partitioned))
+      self.frozen = (jax.device_put(values, frozen_shardings[0]),)
     # Phase 4: jitted steps (state donated).
     step_fn = step_lib.make_train_step(task.loss_fn, self.tx, self.schedule, num_microbatches=self.num_micro,
                                        ema_decay=self.ema_decay)

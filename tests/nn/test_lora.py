@@ -1,6 +1,7 @@
 """LoRA adapters (jaxlab.nn.lora): exactness at init, merge, adapters off, remat/decode, and the trainer."""
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import grain
@@ -25,7 +26,7 @@ LORA = lora.LoraConfig(rank=4, alpha=8.)
 def lm():
   model = DecoderLM(CFG)
   tokens = jax.random.randint(jax.random.key(1), (2, 8), 0, CFG.vocab_size)
-  boxed = model.init(jax.random.key(0), tokens)['params']
+  boxed = jax.jit(model.init)(jax.random.key(0), tokens)['params']
   return model, boxed, nn.unbox(boxed), tokens
 
 
@@ -36,9 +37,15 @@ def _nonzero(adapters, seed=3, std=0.1):
   return jax.tree.unflatten(treedef, [x + std * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
 
 
-def _lora_logits(model, params, adapters, tokens, config=LORA, **kw):
-  return jax.jit(lambda p, a, t: lora.apply(model, {'params': p}, a, t, config=config, **kw))(
-      params, adapters, tokens)
+@functools.partial(jax.jit, static_argnames=('model', 'config', 'train'))
+def _lora_logits(model, params, adapters, tokens, config=LORA, train=False, rng=None):
+  rngs = None if rng is None else {'dropout': rng}
+  return lora.apply(model, {'params': params}, adapters, tokens, config=config, train=train, rngs=rngs)
+
+
+@functools.partial(jax.jit, static_argnames='model')
+def _base_logits(model, params, tokens):
+  return model.apply({'params': params}, tokens)
 
 
 def test_init_is_peft_default_and_zero_init_gives_base_logits_exactly(lm):
@@ -55,7 +62,7 @@ def test_init_is_peft_default_and_zero_init_gives_base_logits_exactly(lm):
   a = np.asarray(nn.unbox(adapters)['layers_0']['mlp']['wo']['lora_a'])
   assert np.abs(a).max() <= 48 ** -0.5 and np.abs(a).max() > 0.8 * 48 ** -0.5
   assert all(not np.any(np.asarray(x['lora_b'])) for x in [q, o])
-  base = jax.jit(lambda p, t: model.apply({'params': p}, t))(params, tokens)
+  base = _base_logits(model, params, tokens)
   np.testing.assert_array_equal(np.asarray(_lora_logits(model, params, adapters, tokens)), np.asarray(base))
 
 
@@ -75,16 +82,16 @@ def test_gaussian_init_and_target_subsets(lm):
 def test_merged_equals_unmerged_and_adapters_off_is_base(lm):
   model, boxed, params, tokens = lm
   adapters = _nonzero(lora.init_adapters(jax.random.key(2), boxed, LORA))
-  base = jax.jit(lambda p, t: model.apply({'params': p}, t))(params, tokens)
+  base = _base_logits(model, params, tokens)
   with_lora = _lora_logits(model, params, adapters, tokens)
   assert float(jnp.max(jnp.abs(with_lora - base))) > 0.1                     # the adapters do something
-  merged = jax.jit(lambda p, t: model.apply({'params': p}, t))(lora.merge(params, adapters, LORA), tokens)
+  merged = _base_logits(model, lora.merge(params, adapters, LORA), tokens)
   rel = float(jnp.max(jnp.abs(merged - with_lora)) / jnp.max(jnp.abs(with_lora)))
   assert rel < 1e-5, rel
   # Adapters off: the same base arrays, no second copy; identical to the plain model.
   off = _lora_logits(model, params, None, tokens)
   np.testing.assert_array_equal(np.asarray(off), np.asarray(base))
-  again = jax.jit(lambda p, t: model.apply({'params': p}, t))(params, tokens)  # nothing leaks out of `active`
+  again = _base_logits(model, params, tokens)  # nothing leaks out of `active`
   np.testing.assert_array_equal(np.asarray(again), np.asarray(base))
   # merge leaves the input trees alone.
   np.testing.assert_array_equal(np.asarray(params['layers_0']['attn']['query']['kernel']),
@@ -123,8 +130,8 @@ def test_dropout_needs_train_and_uses_the_dropout_rng(lm):
   model, boxed, params, tokens = lm
   cfg = dataclasses.replace(LORA, dropout=0.5)
   adapters = _nonzero(lora.init_adapters(jax.random.key(2), boxed, cfg))
-  run = lambda train, seed: _lora_logits(model, params, adapters, tokens, cfg, train=train,  # noqa: E731
-                                         rngs={'dropout': jax.random.key(seed)})
+  run = lambda train, seed: _lora_logits(model, params, adapters, tokens, cfg, train,  # noqa: E731
+                                         jax.random.key(seed))
   eval_out = run(False, 0)
   np.testing.assert_array_equal(np.asarray(eval_out), np.asarray(_lora_logits(model, params, adapters, tokens, cfg)))
   assert float(jnp.max(jnp.abs(run(True, 0) - eval_out))) > 1e-3
@@ -145,13 +152,14 @@ def test_bert_and_vit_projections():
     adapted = set(nn.unbox(adapters)['layers_0']['attn']) | set(nn.unbox(adapters)['layers_0']['mlp'])
     assert adapted == {'query', 'key', 'value', 'out', 'wi', 'wo'}
     fwd = jax.jit(lambda p, a: pick(lora.apply(model, {'params': p}, a, *args, config=LORA)))  # noqa: B023
-    base = jax.jit(lambda p: pick(model.apply({'params': p}, *args)))(params)   # noqa: B023
+    plain = jax.jit(lambda p: pick(model.apply({'params': p}, *args)))  # noqa: B023
+    base = plain(params)
     # Zero B adds exact zeros; XLA fuses the post-norm blocks differently around the extra add (1 ulp seen).
     np.testing.assert_allclose(np.asarray(fwd(params, adapters)), np.asarray(base), rtol=1e-6, atol=1e-6)
     nonzero = _nonzero(adapters)
     out = fwd(params, nonzero)
     assert float(jnp.max(jnp.abs(out - base))) > 1e-2
-    merged = jax.jit(lambda p: pick(model.apply({'params': p}, *args)))(lora.merge(params, nonzero, LORA))  # noqa: B023
+    merged = plain(lora.merge(params, nonzero, LORA))
     assert float(jnp.max(jnp.abs(merged - out)) / jnp.max(jnp.abs(out))) < 1e-5
 
 
@@ -200,7 +208,10 @@ def test_one_step_trains_only_adapters_and_optimiser_state_scales_with_them(lm, 
   opt_n, opt_bytes = lora.count(state.opt_state)
   model_n, _ = lora.count(params)
   assert opt_n <= 2 * adapter_n + 8 and opt_bytes <= 2 * adapter_bytes + 64   # Adam mu, nu + step counters
-  assert opt_n < 0.2 * model_n, (opt_n, model_n)
+  assert opt_n < 0.4 * (2 * model_n)     # a full fine-tune's Adam state would be 2 * model_n
+  # No optimiser leaf is shaped like a base-only weight (embedding [64, 32], lm_head [32, 64], norms [32]).
+  adapter_shapes = {x.shape for x in jax.tree.leaves(state.params)} | {()}
+  assert {x.shape for x in jax.tree.leaves(state.opt_state)} <= adapter_shapes
 
 
 def test_resume_n_plus_n_equals_2n_exactly(lm, tmp_path):
