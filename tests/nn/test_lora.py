@@ -193,39 +193,35 @@ def _lora_task(lm, frozen_id='tiny-lm@seed0'):
               frozen_params=boxed, frozen_id=frozen_id)
 
 
-def test_one_step_trains_only_adapters_and_optimiser_state_scales_with_them(lm, tmp_path):
+def test_one_step_trains_only_adapters_and_resume_n_plus_n_equals_2n_exactly(lm, tmp_path):
   _, _, params, _ = lm
   before = jax.tree.map(np.array, params)
-  trainer = Trainer(_trainer_config(1), str(tmp_path), _lora_task(lm), devices=jax.devices()[:1])
-  state = trainer.run().state
-  # The state holds the adapters only; the base passed in is bit-identical afterwards.
-  assert jax.tree.structure(state.params) == jax.tree.structure(nn.unbox(_lora_task(lm).init_params(
-      jax.random.key(0))))
-  for x, y in zip(jax.tree.leaves(trainer.frozen[0]), jax.tree.leaves(before)):
+  one = [jax.devices()[0]]
+  full = train(_trainer_config(2), str(tmp_path / 'full'), _lora_task(lm), devices=one)
+  work = str(tmp_path / 'resumed')
+  first = Trainer(_trainer_config(1, checkpoint_every=1), work, _lora_task(lm), devices=one)
+  state = first.run().state
+  # One step: the state holds the adapters only; the base weights passed in are bit-identical afterwards.
+  assert jax.tree.structure(state.params) == jax.tree.structure(
+      nn.unbox(_lora_task(lm).init_params(jax.random.key(0))))
+  for x, y in zip(jax.tree.leaves(first.frozen[0]), jax.tree.leaves(before)):
     np.testing.assert_array_equal(np.asarray(x), y)
   assert float(jnp.abs(state.params['layers_0']['attn']['query']['lora_b']).max()) > 0   # B moved off zero
+  # The optimiser state scales with the adapters: Adam's mu and nu per adapter leaf plus step counters.
   adapter_n, adapter_bytes = lora.count(state.params)
   opt_n, opt_bytes = lora.count(state.opt_state)
   model_n, _ = lora.count(params)
-  assert opt_n <= 2 * adapter_n + 8 and opt_bytes <= 2 * adapter_bytes + 64   # Adam mu, nu + step counters
+  assert opt_n <= 2 * adapter_n + 8 and opt_bytes <= 2 * adapter_bytes + 64
   assert opt_n < 0.4 * (2 * model_n)     # a full fine-tune's Adam state would be 2 * model_n
-  # No optimiser leaf is shaped like a base-only weight (embedding [64, 32], lm_head [32, 64], norms [32]).
   adapter_shapes = {x.shape for x in jax.tree.leaves(state.params)} | {()}
-  assert {x.shape for x in jax.tree.leaves(state.opt_state)} <= adapter_shapes
-
-
-def test_resume_n_plus_n_equals_2n_exactly(lm, tmp_path):
-  n = 2
-  full = train(_trainer_config(2 * n), str(tmp_path / 'full'), _lora_task(lm), devices=jax.devices()[:1])
-  work = str(tmp_path / 'resumed')
-  train(_trainer_config(n, checkpoint_every=n), work, _lora_task(lm), devices=jax.devices()[:1])
-  res = train(_trainer_config(2 * n, checkpoint_every=n), work, _lora_task(lm), devices=jax.devices()[:1])
-  assert res.start_step == n and int(res.state.step) == 2 * n
-  for x, y in zip(jax.tree.leaves(res.state.params), jax.tree.leaves(full.state.params)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-  for x, y in zip(jax.tree.leaves(res.state.opt_state), jax.tree.leaves(full.state.opt_state)):
+  assert {x.shape for x in jax.tree.leaves(state.opt_state)} <= adapter_shapes   # no base-shaped leaf
+  # Resume: 1 + 1 steps equal 2 uninterrupted steps bit for bit (adapters and optimiser state).
+  res = train(_trainer_config(2, checkpoint_every=1), work, _lora_task(lm), devices=one)
+  assert res.start_step == 1 and int(res.state.step) == 2
+  for x, y in zip(jax.tree.leaves((res.state.params, res.state.opt_state)),
+                  jax.tree.leaves((full.state.params, full.state.opt_state))):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   # The checkpoint names its base weights: resuming on other ones is refused loudly.
   with pytest.raises(CheckpointError, match='frozen weights'):
-    train(_trainer_config(2 * n + 1, checkpoint_every=n), work, _lora_task(lm, frozen_id='other-base'),
-          devices=jax.devices()[:1])
+    Trainer(_trainer_config(3, checkpoint_every=1), work, _lora_task(lm, frozen_id='other-base'),
+            devices=one).init_or_restore()
