@@ -24,6 +24,17 @@ whether an interceptor was active when it traced. Here the adapters are explicit
 `merge(params, adapters, config)` folds them into the kernels for export and for fast decoding with the
 unchanged `jaxlab.nn.lm.generate`.
 
+Use (a LoRA fine-tune through the one trainer; the reference policy is the same call with adapters=None):
+
+    config = lora.LoraConfig(rank=8, alpha=16., dropout=0.05, targets=('q', 'k', 'v', 'o'))
+    def loss_fn(adapters, batch, rng, base):            # base = Task.frozen_params, never trained
+      logits = lora.apply(model, {'params': base}, adapters, batch['tokens'], config=config, train=True,
+                          rngs={'dropout': rng})
+      ...
+    Task(init_params=lambda rng: lora.init_adapters(rng, boxed_base, config), loss_fn=loss_fn, ...,
+         frozen_params=boxed_base, frozen_id='smollm2-135m-instruct')
+    merged = lora.merge(base, state.params, config)     # export / jaxlab.nn.lm.generate at full speed
+
 Kernel layouts (x contracts its last ``n_in`` axes with the first ``n_in`` kernel axes):
   Dense / FlatDense  kernel [in, out]                 A [in, r]              B [r, out]
   HeadsIn            kernel [embed, heads, head_dim]  A [embed, r]           B [r, heads, head_dim]

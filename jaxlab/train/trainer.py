@@ -223,7 +223,8 @@ class Trainer:
                               out_shardings=(self.shardings, mesh_lib.replicated(self.mesh)), donate_argnums=0)
     self.eval_step = None
     if task.eval_step is not None:
-      self.eval_step = jax.jit(task.eval_step, in_shardings=(self.shardings.params, self.batch_sharding, *frozen_shardings),
+      self.eval_step = jax.jit(task.eval_step,
+                               in_shardings=(self.shardings.params, self.batch_sharding, *frozen_shardings),
                                out_shardings=mesh_lib.replicated(self.mesh))
     self.checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                               max_to_keep=int(config.get("keep_checkpoints", 3)))
