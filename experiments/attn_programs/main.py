@@ -94,12 +94,14 @@ def main(argv):
   eval_fns = dict(lib)
   rejected = []
   if cfg.use_offline_proposer:
-    for src in proposer.OfflineProposer().sources():
-      try:
-        prog, m = proposer.load_program_source(src, toks)
-        mats[prog.name], eval_fns[prog.name] = m, prog
-      except proposer.ProgramRejected as e:
-        rejected.append(str(e))
+    # Proposed code runs only in jaxlab.sandbox: it computes every matrix this run will use (fit,
+    # held-out and evaluation sentences) there; the returned program only looks them up.
+    for out in proposer.load_program_sources(proposer.OfflineProposer().sources(), toks + eval_toks):
+      if isinstance(out, proposer.ProgramRejected):
+        rejected.append(str(out))
+      else:
+        prog, m = out
+        mats[prog.name], eval_fns[prog.name] = m[:len(toks)], prog
   names = sorted(mats)
   logging.info('%d programs (%d library, %d proposed); rejected %d', len(names), len(lib),
                len(names) - len(lib), len(rejected))
