@@ -43,7 +43,7 @@ def _arc_tasks(tmp_path):
   folder.mkdir()
   (folder / 'flip.json').write_text(json.dumps({'train': pairs[:3], 'test': pairs[3:]}))
   return {'data.task_dir': str(folder), 'data.task_ids': (), 'ttt.steps': 2, 'ttt.num_pseudo_tasks': 2,
-          'ttt.view_tasks': 2, 'ttt.draws': 1, 'ttt.batch_size': 4, 'num_renders': 0}
+          'ttt.view_tasks': 2, 'ttt.draws': 1, 'ttt.batch_size': 4, 'ttt.warmup_steps': 1, 'num_renders': 0}
 
 
 # name -> (module, recorded run function, config file:arg, overrides(tmp_path) -> {dotted key: value}, marks)
