@@ -97,7 +97,10 @@ def _show(v: Any) -> str:
 
 
 def _git() -> tuple[str | None, bool | None]:
-  """(commit, dirty) of the checkout jaxlab runs from, or (None, None) outside a git checkout."""
+  """(commit, dirty) of the checkout jaxlab runs from, or (None, None) when jaxlab is not run from a git
+  checkout (e.g. pip-installed: the folder above site-packages/jaxlab may belong to another repository)."""
+  if not os.path.exists(os.path.join(_ROOT, ".git")):
+    return None, None
   try:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_ROOT, capture_output=True, text=True, timeout=10)
     if commit.returncode != 0:
