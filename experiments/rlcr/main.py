@@ -12,8 +12,8 @@ greedily on the in-distribution test set and two shifted ones (accuracy, mean co
 AUROC, the stated confidence against the exact posterior probability of the answer given), and sampled n
 times for plain / confidence-weighted / max-confidence voting. workdir/results.json, results.md and
 reliability_<set>.png collect every model evaluated so far. The outline is jaxlab.rl.recipe.sft_then_grpo:
-a finished stage is recorded (workdir/<stage>/run.json) and reused, so adding an arm runs only that arm. The ``smollm2`` variant runs the same RLCR arm
-with SmolLM2-135M-Instruct on reasoning-gym arithmetic (see experiments/rlcr/real_model.py).
+a finished stage is recorded (workdir/<stage>/run.json) and reused, so adding an arm runs only that arm.
+The ``smollm2`` variant runs the same RLCR arm with SmolLM2-135M-Instruct on reasoning-gym arithmetic (see experiments/rlcr/real_model.py).
 """
 
 from __future__ import annotations
