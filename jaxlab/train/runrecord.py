@@ -41,6 +41,8 @@ import jax
 import ml_collections
 from absl import logging
 
+from jaxlab.train import runtime
+
 RECORD = "run.json"
 FORMAT = 1
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -335,6 +337,7 @@ def recorded(fn: Callable | None = None, *, continuable: Iterable[str] = ()):
   def wrap(run_fn):
     @functools.wraps(run_fn)
     def wrapper(config, workdir: str, *args, **kwargs):
+      runtime.initialize()  # before the first jax.process_index(): multi-host start must come first
       run = Run(workdir, config, continuable=keys)
       if run.finished:
         files = run.previous.get("files") or []
