@@ -342,19 +342,36 @@ class Trainer:
       means.update(self.task.eval_finalize(means))
     return means
 
+  def finished_result(self, state, step: int) -> TrainResult:
+    """The result of a training that was already finished in this workdir, without writing anything.
+
+    The last logged train metrics come back from metrics.jsonl; the eval (and ``on_eval``) is recomputed
+    on the restored state, which gives the numbers of the finished run. No TensorBoard event file, no
+    metrics line, no checkpoint and no peak measurement are added.
+    """
+    _report("Training in %s is finished (step %d of %d): nothing to train", self.workdir, step,
+            int(self.config.total_steps))
+    train_metrics = metrics_lib.last_logged(self.workdir, step, "train/")
+    eval_metrics = self.run_eval(state)
+    if self.task.on_eval is not None:
+      eval_metrics.update(self.task.on_eval(state, step) or {})
+    self.checkpointer.close()
+    return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics, start_step=step)
+
   def run(self) -> TrainResult:
     cfg, task = self.config, self.task
     total = int(cfg.total_steps)
-    writer = metrics_lib.MetricWriter(self.workdir)
     try:  # the checkpointer's async threads are closed even when the restore fails
       state = self.init_or_restore()
     except BaseException:
       self.checkpointer.close()
-      writer.close()
       raise
     start = int(jax.device_get(state.step))
+    if start >= total:
+      return self.finished_result(state, start)
     if start:
       _report("Resumed from %s at step %d", self.checkpointer.directory, start)
+    writer = metrics_lib.MetricWriter(self.workdir)
     logging.info("Parameters:\n%s", param_count_table(state.params))
     global_batch = int(cfg.batch_size)
     flops = task.flops_per_example * global_batch if task.flops_per_example else None
