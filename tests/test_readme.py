@@ -33,6 +33,7 @@ def test_library_snippet_runs_as_written(tmp_path):
   rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
   first = rows[0]["train/loss"]
   assert final < 0.5 * first, (first, final)  # the toy sequence is learnt
-  # The same script again resumes at the end instead of training from step 0.
+  # The same script again finds the run finished (from its checkpoint) instead of training from step 0.
   again = run()
-  assert again.returncode == 0 and "Resumed from" in again.stdout and "step 10/40" not in again.stdout, again.stdout
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "is finished (step 40 of 40)" in again.stdout and "step 10/40" not in again.stdout, again.stdout
