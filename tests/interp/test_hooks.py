@@ -68,6 +68,12 @@ def _hooked(real, patch_value=None, patch_row=None, zero_head_row=None):
   return np.asarray(logits), jax.tree.map(np.asarray, captured)
 
 
+@pytest.fixture(scope='module')
+def base(real):
+  """The hooked forward with every mask False: (logits, captures) of the unmodified model."""
+  return _hooked(real)
+
+
 def _hf_forward(hf, ids, pre_hooks=()):
   handles = [module.register_forward_pre_hook(fn, with_kwargs=True) for module, fn in pre_hooks]
   try:
@@ -90,8 +96,8 @@ def _replace_input(fn):
   return hook
 
 
-def test_captured_residuals_equal_transformers_hidden_states(real, smollm2_hf):
-  logits, cap = _hooked(real)
+def test_captured_residuals_equal_transformers_hidden_states(real, base, smollm2_hf):
+  logits, cap = base
   ref_logits, hs = _hf_forward(smollm2_hf, real[2])
   # hidden_states[0] = embeddings, [i + 1] = output of layer i, [-1] = final norm output.
   pairs = {'embeddings': hs[0], 'layers_0/resid_post': hs[1], 'layers_14/resid_post': hs[15],
@@ -103,10 +109,10 @@ def test_captured_residuals_equal_transformers_hidden_states(real, smollm2_hf):
   assert _rel(logits, ref_logits) <= 1e-4
 
 
-def test_residual_patch_matches_transformers(real, smollm2_hf):
+def test_residual_patch_matches_transformers(real, base, smollm2_hf):
   """Row 0 (prompt A) gets prompt B's layer-15 residual at the one differing position."""
   _, _, ids, pos = real
-  base, cap = _hooked(real)
+  base, cap = base
   patched, _ = _hooked(real, patch_value=cap[f'layers_{PATCH_LAYER}/resid_pre'][1, pos], patch_row=0)
   np.testing.assert_array_equal(patched[1], base[1])                   # row B untouched
   _, hs = _hf_forward(smollm2_hf, ids[1:])
@@ -123,10 +129,10 @@ def test_residual_patch_matches_transformers(real, smollm2_hf):
   np.testing.assert_allclose(patched[0, :pos], base[0, :pos], atol=1e-5)   # causal: earlier unchanged
 
 
-def test_zeroed_head_matches_transformers(real, smollm2_hf):
+def test_zeroed_head_matches_transformers(real, base, smollm2_hf):
   model, _, ids, _ = real
   hd = model.config.resolved_head_dim
-  base, _ = _hooked(real)
+  base, _ = base
   ablated, _ = _hooked(real, zero_head_row=0)
 
   def zero(h):  # o_proj's input is [batch, length, heads * head_dim], head-major.
@@ -140,14 +146,15 @@ def test_zeroed_head_matches_transformers(real, smollm2_hf):
   np.testing.assert_array_equal(ablated[1], base[1])
 
 
-def test_continuous_tokens_equal_to_embeddings_reproduce_logits_exactly(real):
+def test_continuous_tokens_equal_to_embeddings_reproduce_logits_exactly(real, base):
   model, params, ids, _ = real
   table = np.asarray(params['embed']['embedding'])
   mask = np.zeros(ids.shape, bool)
   mask[0, 1::2] = True
   mask[1, :5] = True
-  fwd = jax.jit(model.apply, static_argnames=())
+  fwd = jax.jit(model.apply)
   plain = fwd({'params': params}, jnp.asarray(ids))
+  np.testing.assert_array_equal(np.asarray(plain), base[0])   # and hooks that do nothing change nothing
   dummy = np.where(mask, 0, ids)                          # ids under the mask are ignored
   cont = fwd({'params': params}, jnp.asarray(dummy), inputs_embeds=jnp.asarray(table[ids]),
              embeds_mask=jnp.asarray(mask))
