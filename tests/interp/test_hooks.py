@@ -177,7 +177,8 @@ def _tiny(cfg=TINY):
 
 def test_new_values_do_not_recompile():
   model, params = _tiny()
-  f = jax.jit(H.run, static_argnums=0)
+  # A function of its own: jit wrappers of one Python function (e.g. `_run`) share one cache.
+  f = jax.jit(lambda m, v, t, hooks: H.run(m, v, t, hooks=hooks), static_argnums=0)
   rng = np.random.default_rng(0)
   outs = []
   for _ in range(3):
@@ -186,7 +187,7 @@ def test_new_values_do_not_recompile():
                     H.add('layers_0/mlp_out', rng.normal(size=(32,)).astype(np.float32)),
                     H.replace('layers_0/attn/z', 0., where=rng.random((1, 1, 4)) < 0.5),
                     H.capture('final_hidden'))
-    outs.append(f(model, {'params': params}, jnp.asarray(TOKENS), hooks=hooks)[0])
+    outs.append(f(model, {'params': params}, jnp.asarray(TOKENS), hooks)[0])
   assert f._cache_size() == 1
   assert not np.allclose(outs[0], outs[1])
 
@@ -299,7 +300,7 @@ def test_generate_with_continuous_prompt_and_steering():
   steer = H.add('layers_1/resid_pre', 3. * np.random.default_rng(3).normal(size=(32,)).astype(np.float32))
   out = gen.generate(model, params, prompts, prompt_mask, max_new_tokens=4, hooks=steer)
   seq = jnp.concatenate([prompts, out.tokens], axis=1)
-  logits = model.apply({'params': params}, seq, padding=jnp.concatenate(
+  logits = jax.jit(model.apply)({'params': params}, seq, padding=jnp.concatenate(
       [prompt_mask, jnp.ones_like(out.tokens, bool)], axis=1), hooks=steer)
   np.testing.assert_array_equal(np.asarray(logits[:, 4:-1].argmax(-1)), np.asarray(out.tokens))
   assert not np.array_equal(out.tokens, ids_out.tokens)
@@ -310,15 +311,15 @@ def test_inputs_embeds_are_trainable_and_only_masked_positions_read():
   mask = np.zeros((2, 8), bool)
   mask[:, 2] = True
   emb = jnp.zeros((2, 8, 32))
-  grad = jax.grad(lambda e: model.apply({'params': params}, jnp.asarray(TOKENS), inputs_embeds=e,
-                                        embeds_mask=jnp.asarray(mask)).sum())(emb)
+  grad = jax.jit(jax.grad(lambda e: model.apply({'params': params}, jnp.asarray(TOKENS), inputs_embeds=e,
+                                        embeds_mask=jnp.asarray(mask)).sum()))(emb)
   norms = np.abs(np.asarray(grad)).sum(-1)
   assert np.all(norms[:, 2] > 0) and np.all(norms[~mask] == 0)
   # Every position continuous: tokens may be None.
   table = np.asarray(params['embed']['embedding'])
-  np.testing.assert_array_equal(
-      model.apply({'params': params}, None, inputs_embeds=jnp.asarray(table[TOKENS])),
-      model.apply({'params': params}, jnp.asarray(TOKENS)))
+  fwd = jax.jit(model.apply)
+  np.testing.assert_array_equal(fwd({'params': params}, None, inputs_embeds=jnp.asarray(table[TOKENS])),
+                                fwd({'params': params}, jnp.asarray(TOKENS)))
 
 
 def test_unknown_site_and_bad_hooks_are_errors():
