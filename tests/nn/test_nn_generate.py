@@ -100,3 +100,14 @@ def test_sampler_paths():
   tiny = generate(model, params, toks, mask, max_new_tokens=4, temperature=1., top_p=1e-6, rng=key)
   np.testing.assert_array_equal(np.asarray(tiny.tokens), np.asarray(greedy.tokens))
   np.testing.assert_allclose(np.asarray(tiny.logprobs), np.asarray(greedy.logprobs), rtol=1e-6)
+
+
+def test_last_only_logits():
+  """DecoderLM(last_only=True), used by generate's prefill, is the last row of the full logits."""
+  model, params = _setup()
+  toks, mask = left_pad([[3, 5, 7, 9], [4, 2]])
+  full, hidden = model.apply({'params': params}, toks, padding=mask, return_hidden=True)
+  last, last_hidden = model.apply({'params': params}, toks, padding=mask, return_hidden=True, last_only=True)
+  assert last.shape == (2, 1, CFG.vocab_size)
+  np.testing.assert_array_equal(np.asarray(last_hidden), np.asarray(hidden[:, -1:]))
+  np.testing.assert_allclose(np.asarray(last), np.asarray(full[:, -1:]), rtol=1e-6, atol=1e-6)
