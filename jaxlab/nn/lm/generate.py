@@ -20,6 +20,14 @@ apply to the prefill and to every decode step; their masks must broadcast to bot
 
 For RoPE models the KV cache is sized to prompt length + max_new_tokens (not config.max_len), which
 keeps each decode step's attention over a short cache.
+
+Speed (experiments/benchmarks/README.md, SmolLM2 decode): the sampler is chosen on the host, so the
+compiled loop holds only what it needs: greedy is one argmax per step; temperature sampling with
+top_p == 1 skips the nucleus; top_p < 1 finds the nucleus by bisection over the float order
+(`nucleus_threshold`, 32 vectorised passes) instead of a full vocabulary sort, which XLA:CPU runs as a
+scalar comparator loop (the sort alone took ~1 s per step at batch 32 over SmolLM2's 49k vocabulary on
+the 2-core test machine). The prefill projects only the last prompt position to the vocabulary
+(`DecoderLM(last_only=True)`). `sample_logits` (traced temperature and top_p) keeps every branch.
 """
 
 from __future__ import annotations
