@@ -283,6 +283,23 @@ def chat_template(f: GGUFFile) -> str | None:
   return f.metadata.get('tokenizer.chat_template')
 
 
+# Gemma's turn format, for Gemma GGUFs that carry no template (the base Gemma-3-270M one): a system
+# message opens the first user turn, 'assistant' turns are 'model' turns. <bos> is not written here:
+# the GGUF's tokenizer adds it (`tokenizer.ggml.add_bos_token`).
+GEMMA_CHAT_TEMPLATE = (
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{%- set prefix = messages[0]['content'] | trim ~ '\n\n' -%}{%- set turns = messages[1:] -%}"
+    "{%- else -%}{%- set prefix = '' -%}{%- set turns = messages -%}{%- endif -%}"
+    "{%- for m in turns -%}"
+    "{%- if (m['role'] == 'user') != loop.index is odd -%}"
+    "{{ raise_exception('Gemma chats alternate user / assistant turns, starting with the user.') }}"
+    "{%- endif -%}"
+    "{{ '<start_of_turn>' ~ ('model' if m['role'] == 'assistant' else m['role']) ~ '\n' }}"
+    "{{ (prefix if loop.first else '') ~ (m['content'] | trim) ~ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}")
+
+
 class ChatTemplateError(ValueError):
   """A GGUF chat template that is malformed or tried to leave jinja2's sandbox."""
 

@@ -249,3 +249,18 @@ def test_default_configs_unchanged_by_gemma_fields():
     assert cfg.layer_config(3) is cfg
     assert not (cfg.post_norms or cfg.embed_scale or cfg.sliding_window or cfg.query_scale
                 or cfg.final_logit_softcap)
+
+
+def test_gemma_chat_template_renders_turns(gemma3):
+  from jaxlab.io import gguf
+  f, tok = gemma3[2], gemma3[3]
+  assert gguf.chat_template(f) is None  # the base 270M GGUF carries none: Gemma's turn format is used
+  text = gguf.render_chat(gguf.GEMMA_CHAT_TEMPLATE, [
+      {'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi'},
+      {'role': 'assistant', 'content': 'Hello.'}, {'role': 'user', 'content': 'Capital of France?'}])
+  assert text == ('<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n'
+                  '<start_of_turn>user\nCapital of France?<end_of_turn>\n<start_of_turn>model\n')
+  ids = tok.encode(text).ids
+  assert ids[:2] == [2, 105] and ids.count(105) == 4 and ids.count(106) == 3  # <bos>, turn markers whole
+  with pytest.raises(gguf.ChatTemplateError):
+    gguf.render_chat(gguf.GEMMA_CHAT_TEMPLATE, [{'role': 'assistant', 'content': 'Hi'}])
