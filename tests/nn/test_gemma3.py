@@ -57,6 +57,15 @@ def _rel(a, b):
   return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _one_torch_thread():
+  """torch's second intra-op thread spin-waits against XLA's pool: HF generate ran 7x slower with it."""
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)
+  yield
+  torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='module')
 def gemma3():
   """(config, jax params, GGUFFile, tokenizer, transformers model) of Gemma-3-270M, loaded once."""
@@ -176,7 +185,7 @@ def test_gemma3_dequantisation_matches_transformers(gemma3):
   from jaxlab.io import gguf
   f = gemma3[2]
   seen = set()
-  for t in f.reader.tensors:
+  for t in sorted(f.reader.tensors, key=lambda t: int(t.n_elements)):  # the smallest of each type
     kind = t.tensor_type.name
     if kind in seen or kind not in ('Q4_K', 'Q6_K', 'Q8_0'):
       continue
@@ -231,12 +240,11 @@ def test_small_gemma3_cached_decode_equals_full_forward():
   ids = jnp.asarray(np.random.default_rng(1).integers(0, cfg.vocab_size, size=(1, 20)), jnp.int32)
   full = model.apply({'params': params}, ids)
   from jaxlab.nn.lm.transformer import init_cache
-  cache = init_cache(DecoderLM(dataclasses.replace(cfg, max_len=20)), 1)
-  steps = []
   dmodel = DecoderLM(dataclasses.replace(cfg, max_len=20))
+  step = jax.jit(lambda c, x: dmodel.apply({'params': params, 'cache': c}, x, decode=True, mutable=['cache']))
+  cache, steps = init_cache(dmodel, 1), []
   for t in range(20):
-    logits, state = dmodel.apply({'params': params, 'cache': cache}, ids[:, t:t + 1], decode=True,
-                                 mutable=['cache'])
+    logits, state = step(cache, ids[:, t:t + 1])
     cache = state['cache']
     steps.append(logits[:, 0])
   np.testing.assert_allclose(np.stack(steps, 1), full, rtol=1e-5, atol=1e-5)
