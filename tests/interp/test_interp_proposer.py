@@ -54,7 +54,8 @@ def test_search_survives_bad_programs_and_finds_the_good_one(monkeypatch):
 def test_offline_proposer_and_prompt():
   s = _summary(SENTS)
   lib = {k: v for k, v in registry.load_folder().items() if k in ('first_token', 'uniform_causal')}
-  res = proposer.search(s, s, proposer.OfflineProposer(), library=lib)
+  small = proposer.OfflineProposer(max_k=2, windows=(2,), decays=(0.3,), sink_weights=(0.3,))  # 8 sources
+  res = proposer.search(s, s, small, library=lib)
   assert not res.rejected and res.best in ('back_1', 'sink_3_back_1') and res.heldout_iou[res.best] > 0.9
   prompt = proposer.format_prompt(s)
   assert ': 100%)' in prompt and "' The cat sat." in prompt and 'def program(tokens, text)' in prompt

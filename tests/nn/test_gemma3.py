@@ -23,6 +23,7 @@ from jaxlab.nn.lm.transformer import gemma3_config
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
 
+GEMMA3_GGUF_SHA256 = 'a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818'  # measured
 TEXTS = ['The capital of France is Paris, and the capital of Italy is Rome.',
          'She opened the old wooden door slowly, and the cold wind of the winter night came in.']
 
@@ -69,9 +70,9 @@ def _one_torch_thread():
 @pytest.fixture(scope='module')
 def gemma3():
   """(config, jax params, GGUFFile, tokenizer, transformers model) of Gemma-3-270M, loaded once."""
-  from jaxlab.data import gemma3_asset
+  from jaxlab.data import assets
   from jaxlab.io import gguf
-  f = gguf.read_gguf(gemma3_asset.gemma3_gguf_path())
+  f = gguf.read_gguf(assets.path('gemma3-270m', assets.GEMMA3_GGUF))
   cfg = gguf.gemma3_config_from_gguf(f)
   sd = gguf.gemma3_state_dict_from_gguf(f)
   params = jax.tree.map(jnp.asarray, gguf.gemma3_params_from_hf(sd, cfg))
@@ -91,8 +92,9 @@ def long_prompt(gemma3):
 
 
 def test_gemma3_gguf_asset_and_config(gemma3):
-  from jaxlab.data import assets, gemma3_asset
-  assert assets.sha256_file(gemma3[2].path) == gemma3_asset.GGUF_SHA256
+  from jaxlab.data import assets
+  assert assets.sha256_file(gemma3[2].path) == assets.ASSETS['gemma3-270m'].join.sha256
+  assert assets.ASSETS['gemma3-270m'].join.sha256 == GEMMA3_GGUF_SHA256
   cfg = gemma3[0]
   assert (cfg.num_layers, cfg.embed_dim, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.mlp_dim,
           cfg.vocab_size) == (18, 640, 4, 1, 256, 2048, 262144)
