@@ -11,6 +11,9 @@ record run.json (jaxlab.train.runrecord): a rerun of a finished run changes noth
       --workdir=workdirs/ap_tiny
 """
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import csv
 import io
 import json
@@ -18,13 +21,12 @@ import pathlib
 import re
 import time
 
-from absl import logging
+from absl import flags, logging
 import numpy as np
 
 import jax
 import jax.numpy as jnp
 
-from experiments import app_flags
 from jaxlab.data import assets
 from jaxlab.interp import capture, iou, proposer, registry, replace
 from jaxlab.io import gguf
@@ -51,14 +53,29 @@ def load_sentences(tok, cfg) -> list[list[int]]:
   return out
 
 
+def validate() -> None:
+  """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
+  cfg = flags.FLAGS.config
+  for key in ('num_fit', 'num_heldout', 'num_eval', 'bucket', 'top_n', 'grid_heads'):
+    if not isinstance(cfg[key], int) or cfg[key] <= 0:
+      app_flags.fail(f'--config.{key}={cfg[key]!r} must be a positive integer')
+  if not 0 < cfg.min_tokens <= cfg.bucket:
+    app_flags.fail(f'--config.min_tokens={cfg.min_tokens} must be in [1, config.bucket={cfg.bucket}]')
+  if any(not 0 < x <= 1 for x in cfg.replace_fractions):
+    app_flags.fail(f'--config.replace_fractions={tuple(cfg.replace_fractions)}: each must be in (0, 1]')
+  if cfg.gguf:
+    app_flags.check_input_file(cfg.gguf, '--config.gguf')
+
+
 @runrecord.recorded
 def run(cfg, workdir_name: str) -> dict:
   """The whole analysis; recorded in workdir/run.json, so a rerun of a finished run changes nothing."""
   runtime.initialize()
+  t0 = time.time()
+  # A damaged model file fails here, before the workdir is created.
+  mcfg, params, f = gguf.load_llama_gguf(cfg.gguf or assets.path('smollm2-135m', SMOLLM2))
   workdir = pathlib.Path(workdir_name)
   workdir.mkdir(parents=True, exist_ok=True)
-  t0 = time.time()
-  mcfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', SMOLLM2))
   tok = gguf.tokenizer_from_gguf(f)
   params = jax.tree.map(jnp.asarray, params)
   model = DecoderLM(mcfg)
@@ -178,4 +195,4 @@ main = app_flags.main_for(run)
 
 
 if __name__ == '__main__':
-  app_flags.run(main)
+  app_flags.run(main, validate)

@@ -14,6 +14,9 @@ Sampling sweeps on a trained run: experiments/elf/sweep.py.
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import json
 import os
 import time
@@ -25,7 +28,6 @@ import numpy as np
 import optax
 from absl import app, logging
 
-from experiments import app_flags
 from experiments.elf import data as data_lib
 from experiments.elf import evaluators
 from jaxlab.nn.diffusion import elf, elf_flow, flow, mdlm

@@ -11,6 +11,9 @@ workdir/results.md and the sample texts under workdir/samples/.
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import json
 import os
 import time
@@ -18,9 +21,8 @@ import time
 import jax
 import ml_collections
 import numpy as np
-from absl import app, logging
+from absl import logging
 
-from experiments import app_flags
 from experiments.elf import data as data_lib
 from experiments.elf import evaluators
 from experiments.elf import main as elf_main
@@ -117,4 +119,4 @@ main = app_flags.main_for(run)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app_flags.run(main)

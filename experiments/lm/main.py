@@ -12,6 +12,9 @@ tokenizer, split, windows, loss and eval) is jaxlab.data.lm_task.
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import os
 
 import jax
@@ -20,7 +23,6 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from experiments import app_flags
 from jaxlab.data import lm_task
 from jaxlab.nn.lm import generate, transformer
 from jaxlab.train import runrecord, runtime, trainer

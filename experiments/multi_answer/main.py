@@ -19,6 +19,9 @@ reliability.png (confidence vs correctness) and posterior.png (stated p_i vs the
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import dataclasses
 import functools
 import json
@@ -29,7 +32,6 @@ import ml_collections
 import numpy as np
 from absl import app, logging
 
-from experiments import app_flags
 from jaxlab.data import rl_tasks
 from jaxlab.evals import answer_sets, calibration
 from jaxlab.nn.lm import transformer

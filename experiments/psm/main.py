@@ -18,6 +18,9 @@ finished command changes nothing.
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import os
 import time
 
@@ -29,7 +32,6 @@ import numpy as np
 import optax
 from absl import app, logging
 
-from experiments import app_flags
 from experiments.psm import lm as psm_lm
 from jaxlab.data import psm_tasks
 from jaxlab.nn.lm import transformer

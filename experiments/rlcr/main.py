@@ -18,6 +18,9 @@ The ``smollm2`` variant runs the same RLCR arm with SmolLM2-135M-Instruct on rea
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import dataclasses
 import functools
 import json
@@ -28,7 +31,6 @@ import ml_collections
 import numpy as np
 from absl import app, logging
 
-from experiments import app_flags
 from jaxlab.data import rl_tasks
 from jaxlab.evals import calibration
 from jaxlab.nn.lm import transformer

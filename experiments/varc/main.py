@@ -14,6 +14,9 @@ the run record workdir/run.json (jaxlab.train.runrecord): a rerun of a finished 
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import os
 import time
 
@@ -22,9 +25,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
+from absl import flags, logging
 
-from experiments import app_flags
 from jaxlab.data import arc as arc_lib
 from jaxlab.data import arc_canvas as cv
 from jaxlab.evals import arc as arc_eval
@@ -126,6 +128,17 @@ def run_ttt(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return out
 
 
+def validate() -> None:
+  """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
+  config = flags.FLAGS.config
+  if config.mode not in ('pretrain', 'ttt'):
+    app_flags.fail(f"--config.mode={config.mode!r} is not one of 'pretrain', 'ttt'")
+  if config.mode == 'ttt' and config.init_from:
+    app_flags.check_input_file(config.init_from, '--config.init_from')
+  if config.data.task_dir and not os.path.isdir(config.data.task_dir):
+    app_flags.fail(f'--config.data.task_dir={config.data.task_dir}: no such folder')
+
+
 @runrecord.recorded(continuable=('total_steps',))
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Pretraining or TTT + evaluation (config.mode); recorded in workdir/run.json, so a finished run is not
@@ -144,4 +157,4 @@ main = app_flags.main_for(run)
 
 
 if __name__ == '__main__':
-  app_flags.run(main)
+  app_flags.run(main, validate)

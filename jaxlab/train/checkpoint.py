@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +31,45 @@ import orbax.checkpoint as ocp
 
 
 class CheckpointError(RuntimeError):
-  """A checkpoint exists but cannot be used; the message names the path and the problem."""
+  """A checkpoint exists but cannot be used; the message (one line) names the path, the step and the cause."""
+
+
+def describe_cause(e: BaseException, limit: int = 240) -> str:
+  """The cause of an orbax/TensorStore read failure in a few words: the innermost message and the file.
+
+  TensorStore's messages nest every layer ("Error opening "zarr" driver: Error reading ... : Requested byte
+  range [0, 4979) is not valid for value of size 100") and end with a ~500 character JSON spec; the cause is
+  the last segment, the file the last ``local file "..."`` it names.
+  """
+  text = " ".join(str(e).split())
+  text = re.split(r" \[(?:tensorstore_spec|source locations)=", text)[0]
+  files = re.findall(r'local file "([^"]+)"', text)
+  cause = text.rsplit(": ", 1)[-1].strip() or type(e).__name__
+  if len(cause) > limit:
+    cause = cause[:limit] + "..."
+  where = f" in {files[-1]}" if files and files[-1] not in cause else ""
+  return f"{cause}{where}"
+
+
+def _is_late_event_loop_callback(unraisable) -> bool:
+  exc = unraisable.exc_value
+  return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+
+
+def _silence_late_callbacks() -> None:
+  """After a failed read, TensorStore completes the reads that orbax's asyncio.run abandoned and calls back
+  into the closed event loop; Python prints each as an unraisable "Event loop is closed" traceback (a dozen
+  per damaged checkpoint, some at exit). Those, and only those, are dropped; installed once per process."""
+  previous = sys.unraisablehook
+  if getattr(previous, "_jaxlab_filter", False):
+    return
+
+  def hook(unraisable):
+    if not _is_late_event_loop_callback(unraisable):
+      previous(unraisable)
+
+  hook._jaxlab_filter = True  # type: ignore[attr-defined]
+  sys.unraisablehook = hook
 
 
 def _path_str(path) -> str:
@@ -102,16 +142,18 @@ class Checkpointer:
     try:
       stored_meta = self._manager.item_metadata(step)["state"]
     except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointError(f"checkpoint {where} is unreadable: its metadata could not be read "
-                            f"({type(e).__name__}: {e}). Delete it or point --workdir elsewhere.") from e
+      _silence_late_callbacks()
+      raise CheckpointError(f"checkpoint {where} (step {step}) is unreadable: {describe_cause(e)}. Delete that "
+                            "step folder to resume from an earlier one, or use a new --workdir.") from e
     if stored_meta is None:
-      raise CheckpointError(f"checkpoint {where} has no 'state' item (incomplete or not a jaxlab checkpoint)")
+      raise CheckpointError(f"checkpoint {where} (step {step}) has no 'state' item (incomplete or not a jaxlab "
+                            "checkpoint)")
     tree = getattr(stored_meta, "tree", stored_meta)
     stored = _shape_table(tree)
     expected = _shape_table(abstract_state)
     diff = describe_mismatch(stored, expected)
     if diff:
-      raise CheckpointError(f"checkpoint {where} does not match this run's model/optimiser: {diff}. "
+      raise CheckpointError(f"checkpoint {where} (step {step}) does not match this run's model/optimiser: {diff}. "
                             "Resume with the config that wrote it, or use a new --workdir.")
 
   def restore_meta(self, step: int) -> dict[str, Any]:
@@ -133,7 +175,8 @@ class Checkpointer:
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointError(f"checkpoint {self._step_dir(step)} could not be restored "
-                            f"({type(e).__name__}: {str(e)[:500]}). The files are damaged or incomplete; "
-                            "delete that step folder to resume from an earlier one, or use a new --workdir.") from e
+      _silence_late_callbacks()
+      raise CheckpointError(f"checkpoint {self._step_dir(step)} (step {step}) could not be restored: "
+                            f"{describe_cause(e)}. The files are damaged or incomplete; delete that step folder "
+                            "to resume from an earlier one, or use a new --workdir.") from e
     return restored["state"], restored.get("config")

@@ -109,10 +109,10 @@ def test_reuse_or_run_inside_a_sweep(tmp_path):
 def test_finished_training_is_returned_without_writing(tmp_path):
   """The trainer restores a finished training: same metrics, no new metrics line, event file or checkpoint."""
   cfg = base_config(total_steps=3, eval_every=3, checkpoint_every=3)
-  first = train(cfg, str(tmp_path), make_task(8), devices=[jax.devices()[0]])
+  first = train(cfg, str(tmp_path), make_task(16), devices=[jax.devices()[0]])
   files = sorted(os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path) for f in fs)
   jsonl = open(tmp_path / "metrics.jsonl", "rb").read()
-  again = train(cfg, str(tmp_path), make_task(8), devices=[jax.devices()[0]])
+  again = train(cfg, str(tmp_path), make_task(16), devices=[jax.devices()[0]])
   assert again.start_step == 3 and int(again.state.step) == 3
   assert again.train_metrics == first.train_metrics and first.train_metrics["loss"] > 0
   assert again.eval_metrics == first.eval_metrics and "mse" in first.eval_metrics
