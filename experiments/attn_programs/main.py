@@ -4,16 +4,21 @@ Captures every head's attention on real sentences, scores the program library (p
 proposer's parameterised families) with the soft row-wise IoU, selects each head's best program on
 fit sentences and re-ranks on held-out ones, then replaces heads greedily by their programs (faithful:
 post-softmax weights before V) and measures perplexity and next-token KL, against uniform-causal
-replacement of the same heads. Writes heads.csv, results.json and grid.png into --workdir.
+replacement of the same heads. Writes heads.csv, results.json and grid.png into --workdir, and the run
+record run.json (jaxlab.train.runrecord): a rerun of a finished run changes nothing.
+
+  python -m experiments.attn_programs.main --config=experiments/attn_programs/configs/smollm2.py:tiny \
+      --workdir=workdirs/ap_tiny
 """
 
 import csv
+import io
 import json
 import pathlib
 import re
 import time
 
-from absl import app, flags, logging
+from absl import logging
 import numpy as np
 
 import jax
@@ -24,6 +29,7 @@ from jaxlab.data import assets
 from jaxlab.interp import capture, iou, proposer, registry, replace
 from jaxlab.io import gguf
 from jaxlab.nn import DecoderLM
+from jaxlab.train import runrecord, runtime
 
 app_flags.define()
 
@@ -45,12 +51,11 @@ def load_sentences(tok, cfg) -> list[list[int]]:
   return out
 
 
-def main(argv):
-  del argv
-  from jaxlab.train import runtime
+@runrecord.recorded
+def run(cfg, workdir_name: str) -> dict:
+  """The whole analysis; recorded in workdir/run.json, so a rerun of a finished run changes nothing."""
   runtime.initialize()
-  cfg = flags.FLAGS.config
-  workdir = pathlib.Path(flags.FLAGS.workdir)
+  workdir = pathlib.Path(workdir_name)
   workdir.mkdir(parents=True, exist_ok=True)
   t0 = time.time()
   mcfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', SMOLLM2))
@@ -134,17 +139,20 @@ def main(argv):
       'best_program_counts': {k: int(v) for k, v in zip(*np.unique([names[b] for b in best], return_counts=True))},
       'wall_s': {'capture': t_capture, 'score': t_score, 'total': wall},
   }
-  (workdir / 'results.json').write_text(json.dumps(results, indent=1))
-  with open(workdir / 'heads.csv', 'w', newline='') as fh:
-    w = csv.writer(fh)
-    w.writerow(['layer', 'head', 'best_program', 'iou_heldout', 'iou_fit', 'replaced_rank'])
-    for h in range(L * H):
-      rank = accepted.index(heads[h]) if heads[h] in accepted else ''
-      w.writerow([h // H, h % H, names[best[h]], f'{best_held[h]:.4f}', f'{best_fit[h]:.4f}', rank])
+  runrecord.write_json(str(workdir / 'results.json'), results, indent=1)
+  fh = io.StringIO(newline='')
+  w = csv.writer(fh)
+  w.writerow(['layer', 'head', 'best_program', 'iou_heldout', 'iou_fit', 'replaced_rank'])
+  for h in range(L * H):
+    rank = accepted.index(heads[h]) if heads[h] in accepted else ''
+    w.writerow([h // H, h % H, names[best[h]], f'{best_held[h]:.4f}', f'{best_fit[h]:.4f}', rank])
+  if jax.process_index() == 0:
+    runrecord.atomic_write_bytes(str(workdir / 'heads.csv'), fh.getvalue().encode())
   _grid(workdir / 'grid.png', att[cfg.num_fit], toks[cfg.num_fit], best_held, best, names,
         mats, cfg.num_fit, cfg.grid_heads, H)
   logging.info('results: %s', json.dumps(results, indent=1))
   print(json.dumps(results, indent=1))
+  return results
 
 
 def _grid(path, a, tokens, best_held, best, names, mats, s, k, H):
@@ -166,5 +174,8 @@ def _grid(path, a, tokens, best_held, best, names, mats, s, k, H):
   fig.savefig(path, dpi=110)
 
 
+main = app_flags.main_for(run)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app_flags.run(main)

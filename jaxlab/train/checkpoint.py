@@ -6,7 +6,8 @@ A checkpoint at ``<workdir>/checkpoints/<step>/`` holds three items:
   restored straight into the run's shardings (an abstract target of ShapeDtypeStructs with shardings);
 * ``data``   – the grain iterator state, so a resumed run sees exactly the batches it would have seen;
 * ``config`` – the run's config as JSON, for the record and for a loud error when a resume uses a config
-  whose model does not match.
+  whose model does not match;
+* ``meta``   – optional JSON (e.g. ``frozen_id``, the base weights that LoRA adapters were trained on).
 
 Saving is asynchronous and atomic: orbax writes into a temporary folder and renames it only after every
 item is committed, so a crash mid-save leaves the previous checkpoint as the latest one. Restoring never
@@ -64,7 +65,7 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(
         self.directory,
         item_handlers={"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler(),
-                       "config": ocp.JsonCheckpointHandler()},
+                       "config": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, save_interval_steps=save_interval_steps,
                                              enable_async_checkpointing=async_save, create=True))
 
@@ -75,8 +76,10 @@ class Checkpointer:
     return list(self._manager.all_steps())
 
   def save(self, step: int, state, data_iter=None, config: ml_collections.ConfigDict | None = None,
-           force: bool = False) -> bool:
+           force: bool = False, meta: Mapping[str, Any] | None = None) -> bool:
     items: dict[str, Any] = {"state": ocp.args.StandardSave(state)}
+    if meta is not None:
+      items["meta"] = ocp.args.JsonSave(dict(meta))
     if data_iter is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
     if config is not None:
@@ -110,6 +113,12 @@ class Checkpointer:
     if diff:
       raise CheckpointError(f"checkpoint {where} does not match this run's model/optimiser: {diff}. "
                             "Resume with the config that wrote it, or use a new --workdir.")
+
+  def restore_meta(self, step: int) -> dict[str, Any]:
+    """The ``meta`` item saved at ``step`` ({} when that checkpoint has none)."""
+    if not os.path.isdir(os.path.join(self._step_dir(step), "meta")):
+      return {}
+    return dict(self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
 
   def restore(self, step: int, abstract_state, data_iter=None):
     """Restores (state, config_dict) at ``step`` into the shardings of ``abstract_state``.

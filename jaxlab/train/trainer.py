@@ -82,6 +82,11 @@ class Task:
     rollout: optional ``(state, item, RolloutContext) -> (batch, host_metrics)``: builds each step's batch
       from the current state (on-policy RL); ``item`` is ``next(train_data)``. ``batch`` holds the global
       batch (numpy or jax arrays); ``host_metrics`` are floats averaged over each logging window.
+    frozen_params: optional pytree of weights the loss reads but never trains (the base model under LoRA
+      adapters; may be boxed for its shardings). Placed on the mesh once and passed to the jitted step as a
+      separate, non-donated argument: ``loss_fn(params, batch, rng, frozen)``, ``eval_step(params, batch,
+      frozen)``. It has no optimiser state and is not checkpointed (``state.params`` are the trainable ones).
+    frozen_id: a path or name of ``frozen_params``; saved with every checkpoint and checked on resume.
   """
   init_params: Callable[[jax.Array], Any]
   loss_fn: step_lib.LossFn
@@ -93,6 +98,8 @@ class Task:
   eval_finalize: Callable[[dict[str, float]], Mapping[str, float]] | None = None
   on_eval: Callable[[step_lib.TrainState, int], Mapping[str, float]] | None = None
   rollout: RolloutFn | None = None
+  frozen_params: Any = None
+  frozen_id: str = ""
 
 
 @dataclasses.dataclass
@@ -200,14 +207,24 @@ class Trainer:
       param_shardings = nn.logical_to_mesh_sharding(nn.get_partition_spec(boxed), self.mesh, self.rules)
       self.abstract_state = jax.eval_shape(self._init_state, self.init_rng)
       self.shardings = state_shardings(self.abstract_state, param_shardings, self.tx, self.mesh)
+      frozen_shardings = ()
+      if task.frozen_params is not None:
+        frozen_shardings = (nn.logical_to_mesh_sharding(nn.get_partition_spec(task.frozen_params), self.mesh,
+                                                        self.rules),)
+    self.frozen = ()
+    if task.frozen_params is not None:  # placed once; plain values (unbox would constrain under the mesh)
+      values = jax.tree.map(lambda x: getattr(x, "value", x), task.frozen_params,
+                            is_leaf=lambda x: isinstance(x, nn.Partitioned))
+      self.frozen = (jax.device_put(values, frozen_shardings[0]),)
     # Phase 4: jitted steps (state donated).
     step_fn = step_lib.make_train_step(task.loss_fn, self.tx, self.schedule, num_microbatches=self.num_micro,
                                        ema_decay=self.ema_decay)
-    self.train_step = jax.jit(step_fn, in_shardings=(self.shardings, self.batch_sharding),
+    self.train_step = jax.jit(step_fn, in_shardings=(self.shardings, self.batch_sharding, *frozen_shardings),
                               out_shardings=(self.shardings, mesh_lib.replicated(self.mesh)), donate_argnums=0)
     self.eval_step = None
     if task.eval_step is not None:
-      self.eval_step = jax.jit(task.eval_step, in_shardings=(self.shardings.params, self.batch_sharding),
+      self.eval_step = jax.jit(task.eval_step,
+                               in_shardings=(self.shardings.params, self.batch_sharding, *frozen_shardings),
                                out_shardings=mesh_lib.replicated(self.mesh))
     self.checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                               max_to_keep=int(config.get("keep_checkpoints", 3)))
@@ -232,6 +249,12 @@ class Trainer:
     latest = self.checkpointer.latest_step()
     if latest is not None:
       state, _ = self.checkpointer.restore(latest, self.abstract_with_shardings(), self.task.train_data)
+      if self.task.frozen_id:
+        stored = self.checkpointer.restore_meta(latest).get("frozen_id")
+        if stored != self.task.frozen_id:
+          raise ckpt_lib.CheckpointError(
+              f"checkpoint {self.checkpointer.directory}/{latest} was trained on frozen weights {stored!r}, "
+              f"this run supplies {self.task.frozen_id!r}. Use the same base weights or a new --workdir.")
       logging.info("Resumed from %s at step %d", self.checkpointer.directory, int(state.step))
       return state
     with self.scope():
@@ -252,17 +275,36 @@ class Trainer:
     if self.eval_step is None or self.task.eval_data is None:
       return {}
     with self.scope():
-      means = evaluate(self.eval_step, self.params_for_eval(state), self.task.eval_data(), self.batch_sharding)
+      eval_fn = lambda p, b: self.eval_step(p, b, *self.frozen)  # noqa: E731
+      means = evaluate(eval_fn, self.params_for_eval(state), self.task.eval_data(), self.batch_sharding)
     if self.task.eval_finalize is not None:
       means.update(self.task.eval_finalize(means))
     return means
 
+  def finished_result(self, state, step: int) -> TrainResult:
+    """The result of a training that was already finished in this workdir, without writing anything.
+
+    The last logged train metrics come back from metrics.jsonl; the eval (and ``on_eval``) is recomputed
+    on the restored state, which gives the numbers of the finished run. No TensorBoard event file, no
+    metrics line, no checkpoint and no peak measurement are added.
+    """
+    logging.info("Training in %s is finished (step %d of %d): nothing to train", self.workdir, step,
+                 int(self.config.total_steps))
+    train_metrics = metrics_lib.last_logged(self.workdir, step, "train/")
+    eval_metrics = self.run_eval(state)
+    if self.task.on_eval is not None:
+      eval_metrics.update(self.task.on_eval(state, step) or {})
+    self.checkpointer.close()
+    return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics, start_step=step)
+
   def run(self) -> TrainResult:
     cfg, task = self.config, self.task
     total = int(cfg.total_steps)
-    writer = metrics_lib.MetricWriter(self.workdir)
     state = self.init_or_restore()
     start = int(jax.device_get(state.step))
+    if start >= total:
+      return self.finished_result(state, start)
+    writer = metrics_lib.MetricWriter(self.workdir)
     logging.info("Parameters:\n%s", param_count_table(state.params))
     global_batch = int(cfg.batch_size)
     flops = task.flops_per_example * global_batch if task.flops_per_example else None
@@ -288,14 +330,14 @@ class Trainer:
         if compiled is None:
           t0 = time.perf_counter()
           with self.scope():
-            compiled = self.train_step.lower(state, batch).compile()
+            compiled = self.train_step.lower(state, batch, *self.frozen).compile()
           if flops is None:
             per_device = metrics_lib.compiled_flops(compiled)
             flops = per_device * self.mesh.size if per_device else None
             progress.flops = flops
           logging.info("Compiled the train step in %.1f s", time.perf_counter() - t0)
           progress.reset(step)
-        state, m = compiled(state, batch)
+        state, m = compiled(state, batch, *self.frozen)
         pending.append(m)
         done = step + 1
         if done % int(cfg.log_every) == 0 or done == total:
@@ -314,7 +356,8 @@ class Trainer:
             logging.info("eval @ %d: %s", done, {k: round(v, 4) for k, v in eval_metrics.items()})
           progress.reset(done)
         if int(cfg.checkpoint_every) and (done % int(cfg.checkpoint_every) == 0 or done == total):
-          self.checkpointer.save(done, state, task.train_data, cfg)
+          self.checkpointer.save(done, state, task.train_data, cfg,
+                                 meta={"frozen_id": task.frozen_id} if task.frozen_id else None)
     finally:
       self.checkpointer.close()
       writer.close()
