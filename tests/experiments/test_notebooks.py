@@ -7,7 +7,8 @@ environment the tests share. The kernel sees one CPU device (the test session's 
 passed on), like Colab's CPU runtime. Any cell error fails the test; the notebooks assert their own claims
 (e.g. parallel == recurrent) and the test checks what they print.
 
-The PSM notebook runs in the default suite; the SmolLM2 and training notebooks take longer and are slow:
+The PSM notebook runs in the default suite; the SmolLM2 and training notebooks take longer and are slow, as
+is a run of the PSM notebook whose install cell really pip-installs jaxlab (into a throwaway venv):
   python -m pytest -q -m slow tests/experiments/test_notebooks.py
 """
 
@@ -15,6 +16,8 @@ import importlib.util
 import json
 import os
 import pathlib
+import subprocess
+import sys
 import time
 
 import nbclient
@@ -48,12 +51,15 @@ def _images(nb) -> int:
   return sum('image/png' in out.get('data', {}) for cell in nb.cells for out in cell.get('outputs', []))
 
 
-def _execute(name: str, workdir: pathlib.Path):
+def _execute(name: str, workdir: pathlib.Path, install_spec: str = str(ROOT), kernel_name: str = 'python3',
+             extra_cells: tuple[str, ...] = ()):
+  """Runs the notebook top to bottom in a fresh kernel with cwd `workdir`; returns it with its outputs."""
   nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+  nb.cells.extend(nbformat.v4.new_code_cell(source) for source in extra_cells)
   # A Colab-like kernel: one CPU device (no fake devices), matplotlib's inline backend (no MPLBACKEND).
   env = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'MPLBACKEND')}
-  env.update(JAXLAB_INSTALL_SPEC=str(ROOT), JAXLAB_NOTEBOOK_TINY='1', JAX_PLATFORMS='cpu')
-  client = nbclient.NotebookClient(nb, timeout=600, kernel_name='python3',
+  env.update(JAXLAB_INSTALL_SPEC=install_spec, JAXLAB_NOTEBOOK_TINY='1', JAX_PLATFORMS='cpu')
+  client = nbclient.NotebookClient(nb, timeout=600, kernel_name=kernel_name,
                                    resources={'metadata': {'path': str(workdir)}})
   t0 = time.perf_counter()
   client.execute(env=env)  # raises CellExecutionError on the first failing cell
@@ -87,6 +93,28 @@ def test_psm_mixer_notebook(tmp_path):
   for line in ('max |chunkwise - parallel|', 'max |recurrent - parallel|', 'mlstm: max',
                'max |grad chunkwise - grad parallel|'):
     assert line in text
+
+
+@pytest.mark.slow
+def test_psm_mixer_notebook_with_jaxlab_pip_installed(tmp_path, monkeypatch):
+  """The install cell's pip branch, as on Colab: it pip-installs jaxlab (non-editable, from this checkout's
+  files instead of the git URL) into the kernel's environment, a throwaway venv that sees the test
+  environment's packages (so only jaxlab itself is installed, and only there)."""
+  venv = tmp_path / 'venv'
+  subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(venv)], check=True)
+  spec_dir = tmp_path / 'jupyter' / 'kernels' / 'jaxlab-venv'
+  spec_dir.mkdir(parents=True)
+  (spec_dir / 'kernel.json').write_text(json.dumps({
+      'argv': [str(venv / 'bin' / 'python'), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+      'display_name': 'jaxlab venv', 'language': 'python'}))
+  monkeypatch.setenv('JUPYTER_PATH', str(tmp_path / 'jupyter'))
+  run = tmp_path / 'run'
+  run.mkdir()
+  nb = _execute('psm_mixer.ipynb', run, install_spec=f'jaxlab @ {ROOT.as_uri()}', kernel_name='jaxlab-venv',
+                extra_cells=('import jaxlab; print("jaxlab from", jaxlab.__file__)',))
+  text = _text(nb)
+  assert f'jaxlab from {venv}' in text, text
+  assert 'max |recurrent - parallel|' in text
 
 
 @pytest.mark.slow
