@@ -134,7 +134,7 @@ ENTRIES: tuple[Entry, ...] = (
     _psm_parity('psm', '4-6', default=True, at_chance=False),
     _psm_parity('gla', '4-6', default=False, at_chance=True),
     Entry('lm_default', 'experiments.lm.main', ('--config=experiments/lm/configs/default.py',),
-          committed='experiments/lm/results/default.json', results='results.json', minutes='8-15',
+          committed='experiments/lm/results/default.json', results='results.json', minutes='8-15', default=False,
           metrics=(
               Metric('step', ('step',), 0, 'steps trained: exact'),
               Metric('val perplexity', ('val_perplexity',), 0.15,
