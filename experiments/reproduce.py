@@ -96,8 +96,9 @@ class Entry:
 def _parity_row(model: str, at_chance: bool) -> tuple[Metric, ...]:
   """The columns of the parity table in experiments/psm/README.md for one model ('results' of its JSON).
 
-  The spreads quoted are those of the Transformer over six reruns (two code versions; 1 core, 2 cores,
-  8 fake devices): GLA is at chance beyond length 18 too and gets the same bands.
+  The spreads quoted are the Transformer's over five distinct runs (two code versions; 1 core, 2 cores,
+  8 fake devices); GLA, at chance beyond length 18 too, gets the same bands but a wider one at the training
+  lengths, which it fits only partly (0.826 in the first run, 0.811 in the rerun at later code).
   """
   row = ('results', Where('model', model))
   acc = lambda sl: row + ('accuracy_by_length', sl)
@@ -105,7 +106,8 @@ def _parity_row(model: str, at_chance: bool) -> tuple[Metric, ...]:
     return (
         Metric('params', row + ('params',), 0, 'parameter count: exact'),
         Metric('final train loss', row + ('final_train_loss',), 0.01, 'seen spread 0.005'),
-        Metric('acc, lengths 1-18', acc(slice(0, 18)), 0.02, 'seen spread 0.012'),
+        Metric('acc, lengths 1-18', acc(slice(0, 18)), 0.04 if model == 'gla' else 0.02,
+               'seen 0.826 / 0.811' if model == 'gla' else 'seen spread 0.012'),
         Metric('acc, lengths 19-64', acc(slice(18, 64)), 0.03, 'chance, mean of 46 lengths: seen spread 0.009'),
         Metric('acc, lengths 65-128', acc(slice(64, 128)), 0.03, 'chance, mean of 64 lengths: seen spread 0.007'),
         Metric('acc at 128', acc(127), 0.1, 'chance at one length: binomial sd 0.031 (256 seqs), 3 sd; '
