@@ -275,8 +275,9 @@ def listing() -> str:
 
 flags.DEFINE_list('only', [], 'Entries to run (comma-separated names; default: the entries marked default).')
 flags.DEFINE_bool('list', False, 'Print the entries, their commands and tolerances, and exit.')
-flags.DEFINE_string('root', None, 'Folder for the runs\' workdirs and logs, kept afterwards (default: a '
-                    'temporary folder, removed at the end unless a command failed).')
+flags.DEFINE_string('root', None, 'Folder for the runs\' workdirs and logs, kept afterwards; must not hold the '
+                    'chosen entries\' workdirs yet (default: a temporary folder, removed at the end unless a '
+                    'command failed).')
 
 
 def _fail(message: str) -> None:
@@ -298,6 +299,9 @@ def main(argv: list[str]) -> None:
   if root and os.path.exists(root) and not os.path.isdir(root):
     _fail(f'--root={root}: exists and is not a directory')
   if root:
+    stale = [e.name for e in entries if os.path.exists(os.path.join(root, e.name))]
+    if stale:  # An app would resume or reuse the finished run there: nothing would be regenerated.
+      _fail(f'--root={root}: already holds {stale}; give an empty or new folder')
     os.makedirs(root, exist_ok=True)
   root = os.path.abspath(root) if root else tempfile.mkdtemp(prefix='jaxlab_reproduce_')
   rows = check(entries, root)

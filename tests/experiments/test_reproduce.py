@@ -116,6 +116,14 @@ def test_cli_list_and_unknown_entry():
       "['lm_default', 'psm_parity_gla', 'psm_parity_psm', 'psm_parity_transformer']"]
 
 
+def test_cli_refuses_a_root_with_an_earlier_run(tmp_path):
+  (tmp_path / 'psm_parity_psm').mkdir()  # The app would reuse the run there instead of regenerating it.
+  out = subprocess.run([sys.executable, '-m', 'experiments.reproduce', '--only=psm_parity_psm', f'--root={tmp_path}'],
+                       cwd=ROOT, capture_output=True, text=True, check=False)
+  assert out.returncode == 2 and out.stderr.startswith(f'error: --root={tmp_path}: already holds')
+  assert 'Traceback' not in out.stderr and out.stdout == ''
+
+
 @pytest.mark.slow
 def test_psm_parity_transformer_regenerates(tmp_path):
   """The real command (500 steps, ~1-2 min on 2 cores) against the committed parity results."""
