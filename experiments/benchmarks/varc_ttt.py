@@ -38,8 +38,7 @@ def measure(task: arc_lib.ArcTask, pseudo: int, draws: list[int], steps: int, ep
     cfg.ttt.num_pseudo_tasks = pseudo
     cfg.ttt.view_tasks = pseudo
     cfg.ttt.steps = steps
-  from experiments.varc.main import model_config  # pylint: disable=g-import-not-at-top
-  runner = ttt_lib.TTTRunner(model_config(cfg, pseudo), cfg.ttt)
+  runner = ttt_lib.TTTRunner(ttt_lib.model_config(cfg, pseudo), cfg.ttt)
   init = runner.init_params(jax.random.PRNGKey(0))
   t0 = time.perf_counter()
   runner.train(task, init, seed=0)                         # warm-up: compiles the step

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 
-from jaxlab.data import assets, tokenizers
+from jaxlab.data import assets, lm_task, tokenizers
 from jaxlab.evals import textgen
 from jaxlab.nn.lm import transformer
 
@@ -58,10 +58,9 @@ def eval_params(state: dict):
 
 def ar_evaluator(workdir: str, batch_size: int = 16) -> Evaluator:
   """The experiments/lm model trained in `workdir`."""
-  from experiments.lm import main as lm_main  # pylint: disable=g-import-not-at-top
   state, cfg = latest_state(workdir)
   tok = tokenizers.SentencePieceTokenizer.load(os.path.join(workdir, 'tokenizer', 'spm.model'))
-  model = transformer.DecoderLM(lm_main.model_config(cfg, tok.vocab_size, 512))  # RoPE: max_len is free
+  model = transformer.DecoderLM(lm_task.model_config(cfg, tok.vocab_size, 512))  # RoPE: max_len is free
   return Evaluator('ar_lm', textgen.LMScorer(model, eval_params(state), batch_size=batch_size), tok.encode)
 
 

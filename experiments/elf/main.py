@@ -5,13 +5,17 @@ r"""Trains ELF (or the MDLM baseline) on MiniLM WordPiece windows of a corpus, s
 
 Steps: data (windows, compact vocabulary, cached frozen-MiniLM latents: experiments/elf/data.py) → model
 and loss (jaxlab.nn.diffusion.elf / elf_flow, or jaxlab.nn.diffusion.mdlm) → the jaxlab trainer (Muon, EMA, checkpoints with
-exact resume; rerunning the same command resumes) → `config.sample.num_samples` samples from the EMA
+exact resume; rerunning the same command resumes; a finished run is recorded in workdir/run.json and
+not run again) → `config.sample.num_samples` samples from the EMA
 weights → generative perplexity and entropy under the evaluator LMs of `config.eval`
 (experiments/elf/evaluators.py). Writes workdir/results.json and workdir/samples.txt.
 Sampling sweeps on a trained run: experiments/elf/sweep.py.
 """
 
 from __future__ import annotations
+
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
 
 import json
 import os
@@ -24,11 +28,10 @@ import numpy as np
 import optax
 from absl import app, logging
 
-from experiments import app_flags
 from experiments.elf import data as data_lib
 from experiments.elf import evaluators
 from jaxlab.nn.diffusion import elf, elf_flow, flow, mdlm
-from jaxlab.train import runtime, trainer
+from jaxlab.train import runrecord, runtime, trainer
 
 app_flags.define()
 
@@ -172,6 +175,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'config.sample.num_samples={s.num_samples} and config.sample.batch={s.batch} must be >= 1')
 
 
+@runrecord.recorded(continuable=('total_steps',))
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   runtime.initialize()
   os.makedirs(workdir, exist_ok=True)
@@ -198,11 +202,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
              'seconds': {'data': t_data, 'train': t_train, 'sample': t_sample,
                          'score': time.time() - t1 - t_sample, 'total': time.time() - t0},
              'num_params': int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))}
+  runrecord.write_json(os.path.join(workdir, 'results.json'), results)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
-      json.dump(results, f, indent=2)
-    with open(os.path.join(workdir, 'samples.txt'), 'w', encoding='utf-8') as f:
-      f.write('\n'.join(texts) + '\n')
+    runrecord.atomic_write_bytes(os.path.join(workdir, 'samples.txt'), ('\n'.join(texts) + '\n').encode())
   logging.info('Results: %s', json.dumps({k: results[k] for k in ('step', 'eval', 'scores', 'seconds')}))
   return results
 

@@ -11,6 +11,9 @@ workdir/results.md and the sample texts under workdir/samples/.
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import json
 import os
 import time
@@ -18,14 +21,13 @@ import time
 import jax
 import ml_collections
 import numpy as np
-from absl import app, logging
+from absl import logging
 
-from experiments import app_flags
 from experiments.elf import data as data_lib
 from experiments.elf import evaluators
 from experiments.elf import main as elf_main
 from jaxlab.nn.diffusion import elf
-from jaxlab.train import runtime
+from jaxlab.train import runrecord, runtime
 
 app_flags.define()
 
@@ -62,6 +64,7 @@ def table(rows: list[dict], names: list[str]) -> str:
   return '\n'.join(lines)
 
 
+@runrecord.recorded
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   runtime.initialize()
   os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
@@ -97,19 +100,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       t_sample = time.time() - t0
       texts = data.decode(toks)
       tag = f"{name}_{s['method']}_{s['num_steps']}_w{s['guidance']}_{s['schedule']}"
-      with open(os.path.join(workdir, 'samples', tag + '.txt'), 'w', encoding='utf-8') as f:
-        f.write('\n'.join(texts) + '\n')
+      if jax.process_index() == 0:
+        runrecord.atomic_write_bytes(os.path.join(workdir, 'samples', tag + '.txt'), ('\n'.join(texts) + '\n').encode())
       row = {'run': f'{name} (step {step})', **s, 'scores': evaluators.score(evs, texts),
              'sample_seconds': t_sample, 'seconds': time.time() - t0}
       logging.info('%s: %s', tag, json.dumps(row['scores']))
       rows.append(row)
   names = [e.name for e in evs]
   results = {'rows': rows, 'config': config.to_dict(), 'wall_seconds': time.time() - t_start}
+  runrecord.write_json(os.path.join(workdir, 'results.json'), results)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
-      json.dump(results, f, indent=2)
-    with open(os.path.join(workdir, 'results.md'), 'w', encoding='utf-8') as f:
-      f.write(table(rows, names) + '\n')
+    runrecord.atomic_write_bytes(os.path.join(workdir, 'results.md'), (table(rows, names) + '\n').encode())
   logging.info('\n%s', table(rows, names))
   return results
 
@@ -118,4 +119,4 @@ main = app_flags.main_for(run)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app_flags.run(main)

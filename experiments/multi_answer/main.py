@@ -19,6 +19,9 @@ reliability.png (confidence vs correctness) and posterior.png (stated p_i vs the
 
 from __future__ import annotations
 
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import dataclasses
 import functools
 import json
@@ -29,11 +32,11 @@ import ml_collections
 import numpy as np
 from absl import app, logging
 
-from experiments import app_flags
 from jaxlab.data import rl_tasks
 from jaxlab.evals import answer_sets, calibration
 from jaxlab.nn.lm import transformer
 from jaxlab.rl import recipe, rewards, rollout, sft
+from jaxlab.train import runrecord
 
 app_flags.define()
 
@@ -170,39 +173,35 @@ def report(config, workdir: str, items) -> dict:
   return summary
 
 
+@runrecord.recorded(continuable=recipe.SWEEP_KEYS)
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   k = int(config.k)
   table = arms(k)
   recipe.begin(config, workdir, table)
   dmodel, tok, model = build(config)
   test = rl_tasks.diagnoses(int(config.eval.num_test), int(config.seed) + 100, dmodel)
-  kinds = sorted({table[a][0] for a in config.arms})
-  sft_params = {}
-  for kind in kinds:
-    sft_params[kind] = recipe.run_sft(config, recipe.stage_dir(workdir, f"sft_{kind}"), model,
-                                      sft_records(config, tok, dmodel, kind))
-    if not os.path.exists(os.path.join(workdir, f"sft_{kind}", "eval.json")):
-      evaluate(config, model, sft_params[kind], tok, kind, f"sft_{kind}", workdir, test)
   rl_items = rl_tasks.diagnoses(int(config.task.num_rl), int(config.seed) + 1, dmodel)
   records = recipe.prompt_records([tok.encode(i.prompt) for i in rl_items], int(config.task.prompt_len),
                                   {"answer": [i.answer for i in rl_items]}, tok.pad_id)
   during = rl_tasks.diagnoses(int(config.eval.num_during), int(config.seed) + 300, dmodel)
-  timings = {}
-  for name in config.arms:
-    kind, reward_fn, weights = table[name]
 
-    def on_eval(state, step, kind=kind):
+  def on_eval_for(kind):
+    def on_eval(state, step):
       sets = answer_sets_of(config, model, state.params, tok, kind, during, int(config.seed) + step)
       m, _ = set_metrics(sets, during, k)
       return {c: m[c] for c in ("pass@1", "coverage", "set_brier", "ece", "posterior_mass") if c in m}
+    return on_eval
 
-    t0 = time.time()
-    result = recipe.run_grpo(config, recipe.stage_dir(workdir, name), model=model, params=sft_params[kind],
-                             records=records, reward_fn=reward_fn, weights=weights, decode=tok.decode,
-                             sampling=sampling_for(tok, kind, k, int(config.task.completion_len)), on_eval=on_eval)
-    timings[name] = round(time.time() - t0, 1)
-    evaluate(config, model, result.state.params, tok, kind, name, workdir, test)
-  logging.info("arm wall times (s): %s", timings)
+  recipe_arms = {name: recipe.Arm(reward_fn, weights, sampling_for(tok, kind, k, int(config.task.completion_len)),
+                                  sft=f"sft_{kind}", on_eval=on_eval_for(kind))
+                 for name, (kind, reward_fn, weights) in table.items()}
+  sft_stages = {f"sft_{kind}": (lambda kind=kind: sft_records(config, tok, dmodel, kind))
+                for kind in ("multi", "single")}
+  recipe.sft_then_grpo(
+      config, workdir, model=model, sft_records=sft_stages, rl_records=records, arms=recipe_arms,
+      decode=tok.decode,
+      evaluate=lambda name, params, sft_name: evaluate(config, model, params, tok, sft_name[len("sft_"):], name,
+                                                       workdir, test))
   return report(config, workdir, test)
 
 

@@ -2,8 +2,8 @@
 
 Run through the psm app (`config.data.task = 'lm'`, experiments/psm/configs/lm.py). The corpus, the
 SentencePiece tokenizer, the train/validation split, the windowed grain pipeline and the loss/eval task are
-experiments/lm's (`load_corpus`, `build_tokenizer`, `make_lm_task`), so every model sees the same tokens in
-the same order for the same number of steps. Models:
+experiments/lm's (jaxlab.data.lm_task), so every model sees the same tokens in the same order for the same
+number of steps. Each model's run is recorded and reused like the other psm tasks'. Models:
 
 * 'transformer': a GPT-2-style causal Transformer (LayerNorm, GELU, learned positions, untied head) with
   agg_layers + inf_layers layers, i.e. the same blocks and about the same parameter count as the PSM;
@@ -15,7 +15,6 @@ the same order for the same number of steps. Models:
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -24,12 +23,10 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from experiments.lm import main as lm_main
-from experiments.psm import runs as psm_runs
-from jaxlab.data import corpora
+from jaxlab.data import lm_task
 from jaxlab.nn.lm import transformer
 from jaxlab.nn.psm.transformer_psm import PSMConfig, TransformerPSM
-from jaxlab.train import trainer
+from jaxlab.train import runrecord, trainer
 
 
 def make_model(cfg: ml_collections.ConfigDict, name: str, vocab: int, chunk_size: int):
@@ -57,26 +54,21 @@ def trainer_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return tcfg
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, runs: list[tuple[str, int]]) -> list[dict]:
-  """Trains every (name, chunk size) in `runs` on the corpus; writes workdir/results.json."""
+def run(config: ml_collections.ConfigDict, workdir: str, runs: list[tuple[str, int]],
+        run_config) -> list[dict]:
+  """Trains every (name, chunk size) in `runs` on the corpus (a finished model's run is reused: `run_config`
+  gives what each run depends on); writes workdir/results.json."""
   if int(config.data.seq_len) <= 0:
     raise ValueError(f'config.data.seq_len={config.data.seq_len} must be positive.')
-  text = lm_main.load_corpus(config.data)
-  tok = lm_main.build_tokenizer(config.data, text, workdir)
-  tokens = np.asarray(tok.encode(text), np.int32)
-  train_tokens, val_tokens = corpora.split_train_val(tokens, float(config.data.val_fraction))
-  logging.info('Corpus: %d tokens (%d train / %d val), vocab %d', len(tokens), len(train_tokens),
+  data = lm_task.prepare(config.data, workdir)
+  train_tokens, val_tokens, tok = data.train_tokens, data.val_tokens, data.tokenizer
+  logging.info('Corpus: %d tokens (%d train / %d val), vocab %d', data.num_tokens, len(train_tokens),
                len(val_tokens), tok.vocab_size)
   tcfg = trainer_config(config)
-  results = []
-  for name, c in runs:
-    model_dir = os.path.join(workdir, name)
-    done = psm_runs.finished(model_dir, int(config.train.total_steps), c)
-    if done:
-      results.append(done)
-      continue
+
+  def train(name: str, c: int, model_dir: str) -> dict:
     model = make_model(config, name, tok.vocab_size, c)
-    task = lm_main.make_lm_task(tcfg, model, train_tokens, val_tokens)
+    task = lm_task.make_task(tcfg, model, train_tokens, val_tokens)
     start = time.time()
     result = trainer.train(tcfg, model_dir, task, devices=[jax.devices()[0]])
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(result.state.params))
@@ -87,8 +79,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, runs: list[tuple[str, i
            'val_nll': result.eval_metrics.get('nll'), 'val_perplexity': result.eval_metrics.get('perplexity'),
            'val_accuracy': result.eval_metrics.get('accuracy')}
     logging.info('%s: %s', name, out)
-    results.append(psm_runs.record(model_dir, out))
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump({'config': config.to_dict(), 'corpus_tokens': [len(train_tokens), len(val_tokens)],
-               'results': results}, f, indent=1)
+    return out
+
+  results = []
+  for name, c in runs:
+    model_dir = os.path.join(workdir, name)
+    results.append(runrecord.reuse_or_run(model_dir, run_config(config, name, c),
+                                          lambda name=name, c=c, d=model_dir: train(name, c, d),
+                                          continuable=('train.total_steps',)))
+  runrecord.write_json(os.path.join(workdir, 'results.json'),
+                       {'config': config.to_dict(), 'corpus_tokens': [len(train_tokens), len(val_tokens)],
+                        'results': results}, indent=1)
   return results

@@ -10,12 +10,17 @@ Transformer-PSM once per chunk size in `config.model.chunk_sizes`) it trains wit
 workdir/<model>, then measures accuracy at every position of `config.data.eval_len`-token sequences (state
 tracking: accuracy vs length) or on the labelled query positions per number of key-value pairs (MQAR),
 writes workdir/results.json and a plot. `config.data.task = 'lm'` runs experiments/psm/lm.py instead
-(validation perplexity on a text corpus). Rerunning with the same workdir resumes each model's training.
+(validation perplexity on a text corpus). Rerunning with the same workdir resumes each model's training;
+each model's run is recorded in workdir/<model>/run.json (jaxlab.train.runrecord), so a rerun with more
+models in `config.models` (or more chunk sizes) reuses every model that already finished, and a rerun of a
+finished command changes nothing.
 """
 
 from __future__ import annotations
 
-import json
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import os
 import time
 
@@ -27,13 +32,11 @@ import numpy as np
 import optax
 from absl import app, logging
 
-from experiments import app_flags
 from experiments.psm import lm as psm_lm
-from experiments.psm import runs as psm_runs
 from jaxlab.data import psm_tasks
 from jaxlab.nn.lm import transformer
 from jaxlab.nn.psm.transformer_psm import PSMConfig, TransformerPSM
-from jaxlab.train import runtime, trainer
+from jaxlab.train import runrecord, runtime, trainer
 
 app_flags.define()
 
@@ -92,6 +95,17 @@ def model_names(cfg: ml_collections.ConfigDict) -> list[tuple[str, int]]:
   return out
 
 
+SWEEP_KEYS = ('models', 'model.chunk_sizes')  # may change between reruns in one workdir (models are added)
+
+
+def run_config(cfg: ml_collections.ConfigDict, name: str, chunk_size: int) -> dict:
+  """What one model's run depends on: the config without the sweep keys, plus the run's name and c."""
+  d = runrecord.to_json(cfg)
+  d.pop('models', None)
+  d.get('model', {}).pop('chunk_sizes', None)
+  return {**d, 'run': name, 'chunk_size': chunk_size or None}
+
+
 def make_model(cfg: ml_collections.ConfigDict, name: str, max_len: int, chunk_size: int = 0):
   """'transformer' | an affine mixer name ('gla', 'mamba', ...) | 'psm...' -> a Flax module."""
   m, v = cfg.model, vocab_size(cfg)
@@ -144,9 +158,13 @@ def make_task(cfg: ml_collections.ConfigDict, model, evals: dict, t_len: int) ->
 
 
 def train_one(cfg: ml_collections.ConfigDict, name: str, chunk_size: int, workdir: str) -> dict:
-  done = psm_runs.finished(os.path.join(workdir, name), int(cfg.train.total_steps), chunk_size)
-  if done:
-    return done
+  """One model of the comparison, reused when its run in workdir/<name> is finished for this config."""
+  return runrecord.reuse_or_run(os.path.join(workdir, name), run_config(cfg, name, chunk_size),
+                                lambda: _train_one(cfg, name, chunk_size, workdir),
+                                continuable=('train.total_steps',))
+
+
+def _train_one(cfg: ml_collections.ConfigDict, name: str, chunk_size: int, workdir: str) -> dict:
   evals = eval_sets(cfg)
   t_len = cfg.data.train_max_len if is_group_task(cfg) else cfg.data.seq_len
   max_len = max([t_len] + [e['tokens'].shape[1] for e in evals.values()])
@@ -181,7 +199,7 @@ def train_one(cfg: ml_collections.ConfigDict, name: str, chunk_size: int, workdi
       out.setdefault('correct_by_position', {})[key] = correct.tolist()
   logging.info('%s: %s', name, {k: v for k, v in out.items() if not isinstance(v, (list, dict))}
                | {'accuracy_by_pairs': out.get('accuracy_by_pairs')})
-  return psm_runs.record(os.path.join(workdir, name), out)
+  return out
 
 
 def plot(results: list[dict], cfg: ml_collections.ConfigDict, path: str) -> None:
@@ -212,16 +230,17 @@ def plot(results: list[dict], cfg: ml_collections.ConfigDict, path: str) -> None
   fig.savefig(path, dpi=120)
 
 
+@runrecord.recorded(continuable=SWEEP_KEYS + ('train.total_steps',))
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict] | dict:
   runtime.initialize()
   os.makedirs(workdir, exist_ok=True)
   logging.info('Config:\n%s', config)
   if config.data.task == 'lm':
-    return psm_lm.run(config, workdir, model_names(config))
+    return psm_lm.run(config, workdir, model_names(config), run_config)
   check_task(config)
   results = [train_one(config, name, c, workdir) for name, c in model_names(config)]
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump({'config': config.to_dict(), 'results': results}, f, indent=1)
+  runrecord.write_json(os.path.join(workdir, 'results.json'), {'config': config.to_dict(), 'results': results},
+                       indent=1)
   plot(results, config, os.path.join(workdir, 'accuracy_vs_length.png' if is_group_task(config)
                                       else 'accuracy_vs_pairs.png'))
   return results

@@ -11,11 +11,15 @@ params: RLVR (format + accuracy), RLCR (+ Brier), log score (+ log score). Every
 greedily on the in-distribution test set and two shifted ones (accuracy, mean confidence, ECE, Brier,
 AUROC, the stated confidence against the exact posterior probability of the answer given), and sampled n
 times for plain / confidence-weighted / max-confidence voting. workdir/results.json, results.md and
-reliability_<set>.png collect every model evaluated so far. The ``smollm2`` variant runs the same RLCR arm
-with SmolLM2-135M-Instruct on reasoning-gym arithmetic (see experiments/rlcr/real_model.py).
+reliability_<set>.png collect every model evaluated so far. The outline is jaxlab.rl.recipe.sft_then_grpo:
+a finished stage is recorded (workdir/<stage>/run.json) and reused, so adding an arm runs only that arm.
+The ``smollm2`` variant runs the same RLCR arm with SmolLM2-135M-Instruct on reasoning-gym arithmetic (see experiments/rlcr/real_model.py).
 """
 
 from __future__ import annotations
+
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
 
 import dataclasses
 import functools
@@ -27,11 +31,11 @@ import ml_collections
 import numpy as np
 from absl import app, logging
 
-from experiments import app_flags
 from jaxlab.data import rl_tasks
 from jaxlab.evals import calibration
 from jaxlab.nn.lm import transformer
 from jaxlab.rl import recipe, rewards, rollout, sft
+from jaxlab.train import runrecord
 
 app_flags.define()
 
@@ -211,12 +215,6 @@ def report(config, workdir: str) -> dict:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   recipe.begin(config, workdir, arms(config))
   tok, model, sampling = build(config)
-  t0 = time.time()
-  sft_params = recipe.run_sft(config, recipe.stage_dir(workdir, "sft"), model, sft_records(config, tok))
-  logging.info("SFT stage: %.1f s", time.time() - t0)
-  if not os.path.exists(os.path.join(workdir, "sft", "eval.json")):
-    evaluate(config, model, sft_params, tok, sampling, "sft", workdir)
-  records = rl_records(config, tok)
   during = rl_tasks.noisy_sums(int(config.eval.num_during), int(config.seed) + 300, "id")
   p, m = sft.pack_prompts([tok.encode(i.prompt) for i in during], int(config.task.prompt_len), tok.pad_id)
   greedy = dataclasses.replace(sampling, temperature=0.0)
@@ -227,27 +225,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     s = score_items(during, comp.texts)
     return {k: v for k, v in set_metrics(s).items() if k in ("accuracy", "confidence", "ece", "brier", "auroc")}
 
-  rewards = arms(config)
-  timings = {}
-  for name in config.arms:
-    reward_fn, weights = rewards[name]
-    t0 = time.time()
-    result = recipe.run_grpo(config, recipe.stage_dir(workdir, name), model=model, params=sft_params,
-                             records=records, reward_fn=reward_fn, weights=weights, decode=tok.decode,
-                             sampling=sampling, on_eval=on_eval)
-    timings[name] = round(time.time() - t0, 1)
-    evaluate(config, model, result.state.params, tok, sampling, name, workdir)
-  logging.info("arm wall times (s): %s", timings)
+  table = {name: recipe.Arm(reward_fn, weights, sampling, sft="sft", on_eval=on_eval)
+           for name, (reward_fn, weights) in arms(config).items()}
+  recipe.sft_then_grpo(config, workdir, model=model, sft_records={"sft": lambda: sft_records(config, tok)},
+                       rl_records=rl_records(config, tok), arms=table, decode=tok.decode,
+                       evaluate=lambda name, params, _: evaluate(config, model, params, tok, sampling, name, workdir))
   return report(config, workdir)
 
 
-def run_any(config: ml_collections.ConfigDict, workdir: str) -> None:
+@runrecord.recorded(continuable=recipe.SWEEP_KEYS)
+def run_any(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """The synthetic-task recipe, or the SmolLM2 demo when ``config.real_model`` is set."""
   if config.get("real_model"):
     from experiments.rlcr import real_model  # pylint: disable=import-outside-toplevel
-    real_model.run(config, workdir)
-  else:
-    run(config, workdir)
+    return real_model.run(config, workdir)
+  return run(config, workdir)
 
 
 main = app_flags.main_for(run_any)

@@ -8,12 +8,15 @@ and multi-view voting on evaluation tasks.
       --config.init_from=workdirs/varc_pre/params.msgpack --workdir=workdirs/varc_ttt
 
 Pretraining writes params.msgpack (the final weights) beside the checkpoints. TTT writes results.json
-(per-task scores, errors, timings, summary) and PNG renderings of the first `num_renders` tasks.
+(per-task scores, errors, timings, summary) and PNG renderings of the first `num_renders` tasks. Both keep
+the run record workdir/run.json (jaxlab.train.runrecord): a rerun of a finished run changes nothing.
 """
 
 from __future__ import annotations
 
-import json
+from experiments import app_flags
+app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
+
 import os
 import time
 
@@ -22,14 +25,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
-from experiments import app_flags
 from jaxlab.data import arc as arc_lib
 from jaxlab.data import arc_canvas as cv
 from jaxlab.evals import arc as arc_eval
 from jaxlab.nn.vision import vit
-from jaxlab.train import runtime, trainer
+from jaxlab.train import runrecord, runtime, trainer
 
 from experiments.varc import data as data_lib
 from experiments.varc import render
@@ -38,19 +40,13 @@ from experiments.varc import ttt as ttt_lib
 app_flags.define()
 
 
-def model_config(cfg: ml_collections.ConfigDict, num_tasks: int) -> vit.VitConfig:
-  m = cfg.model
-  return vit.vit_config(m.size, canvas=int(m.canvas), patch=int(m.patch), dropout_rate=float(m.dropout_rate),
-                        num_tasks=num_tasks, **dict(m.overrides))
-
-
 def load_tasks(cfg: ml_collections.ConfigDict, split: str) -> dict[str, arc_lib.ArcTask]:
   if cfg.data.task_dir:
     return arc_lib.load_folder(cfg.data.task_dir)
   return arc_lib.load_arc1(split, cfg.data.cache_dir or None)
 
 
-def pretrain(config: ml_collections.ConfigDict, workdir: str) -> None:
+def pretrain(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Offline training on every demonstration pair of the ARC-1 training tasks, in the jaxlab trainer."""
   tasks = load_tasks(config, 'train')
   if config.data.skip_too_large:
@@ -60,7 +56,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str) -> None:
   if config.data.max_tasks:
     tasks = dict(list(tasks.items())[:int(config.data.max_tasks)])
   ts = data_lib.offline_taskset(tasks, int(config.data.views_per_task), int(config.seed))
-  mcfg = model_config(config, len(ts.pairs))
+  mcfg = ttt_lib.model_config(config, len(ts.pairs))
   model = vit.VarcViT(mcfg)
   logging.info('Offline training: %d tasks x %d views = %d task tokens, %d pairs', len(tasks),
                config.data.views_per_task, len(ts.pairs), sum(len(p) for p in ts.pairs))
@@ -72,13 +68,14 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str) -> None:
       loss_fn=ttt_lib.make_loss_fn(model), train_data=data, tokens_per_example=mcfg.num_patches + 1)
   t0 = time.time()
   result = trainer.train(config, workdir, task)
-  with open(os.path.join(workdir, 'params.msgpack'), 'wb') as f:
-    f.write(flax.serialization.to_bytes(jax.device_get(result.state.params)))
+  params = flax.serialization.to_bytes(jax.device_get(result.state.params))
+  if jax.process_index() == 0:
+    runrecord.atomic_write_bytes(os.path.join(workdir, 'params.msgpack'), params)
   summary = dict(result.train_metrics, wall_seconds=time.time() - t0, num_task_tokens=len(ts.pairs),
                  task_ids=list(tasks))
-  with open(os.path.join(workdir, 'pretrain_summary.json'), 'w') as f:
-    json.dump(summary, f, indent=1)
+  runrecord.write_json(os.path.join(workdir, 'pretrain_summary.json'), summary, indent=1)
   logging.info('Pretraining done: %s', {k: v for k, v in summary.items() if k != 'task_ids'})
+  return summary
 
 
 def load_pretrained(path: str, template) -> dict:
@@ -92,11 +89,11 @@ def load_pretrained(path: str, template) -> dict:
   return jax.tree.map(jnp.asarray, raw)
 
 
-def run_ttt(config: ml_collections.ConfigDict, workdir: str) -> None:
+def run_ttt(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """TTT + multi-view evaluation on the configured evaluation tasks, one independent run per task."""
   tasks = load_tasks(config, 'eval')
   ids = list(config.data.task_ids) or list(tasks)
-  mcfg = model_config(config, int(config.ttt.num_pseudo_tasks))
+  mcfg = ttt_lib.model_config(config, int(config.ttt.num_pseudo_tasks))
   runner = ttt_lib.TTTRunner(mcfg, config.ttt)
   init = runner.init_params(jax.random.PRNGKey(int(config.seed)))
   if config.init_from:
@@ -125,27 +122,39 @@ def run_ttt(config: ml_collections.ConfigDict, workdir: str) -> None:
   os.makedirs(workdir, exist_ok=True)
   out = dict(summary=summary, config=config.to_dict(), tasks=[
       dict(task_id=r.task_id, scores=r.scores, error=r.error, metrics=r.info.get('metrics')) for r in results])
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump(out, f, indent=1)
+  runrecord.write_json(os.path.join(workdir, 'results.json'), out, indent=1)
   for r in ok[:int(config.num_renders)]:
     render.render_task(tasks[r.task_id], r, os.path.join(workdir, f'{r.task_id}.png'))
+  return out
 
 
-def main(argv):
-  del argv
+def validate() -> None:
+  """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
+  config = flags.FLAGS.config
+  if config.mode not in ('pretrain', 'ttt'):
+    app_flags.fail(f"--config.mode={config.mode!r} is not one of 'pretrain', 'ttt'")
+  if config.mode == 'ttt' and config.init_from:
+    app_flags.check_input_file(config.init_from, '--config.init_from')
+  if config.data.task_dir and not os.path.isdir(config.data.task_dir):
+    app_flags.fail(f'--config.data.task_dir={config.data.task_dir}: no such folder')
+
+
+@runrecord.recorded(continuable=('total_steps',))
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Pretraining or TTT + evaluation (config.mode); recorded in workdir/run.json, so a finished run is not
+  run again."""
   runtime.initialize()
-  config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
-  if not workdir:
-    raise app.UsageError('--workdir is required')
   logging.info('Config:\n%s', config)
+  if config.mode not in ('pretrain', 'ttt'):
+    raise ValueError(f"config.mode={config.mode!r} is not one of 'pretrain', 'ttt'")
   os.makedirs(workdir, exist_ok=True)
   if config.mode == 'pretrain':
-    pretrain(config, workdir)
-  elif config.mode == 'ttt':
-    run_ttt(config, workdir)
-  else:
-    raise ValueError(f"config.mode={config.mode!r} is not one of 'pretrain', 'ttt'")
+    return pretrain(config, workdir)
+  return run_ttt(config, workdir)
+
+
+main = app_flags.main_for(run)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app_flags.run(main, validate)

@@ -34,6 +34,13 @@ from jaxlab.train import step as step_lib
 from experiments.varc import data as data_lib
 
 
+def model_config(cfg: ml_collections.ConfigDict, num_tasks: int) -> vit.VitConfig:
+  """The ViT config of `config.model` with `num_tasks` task-token rows."""
+  m = cfg.model
+  return vit.vit_config(m.size, canvas=int(m.canvas), patch=int(m.patch), dropout_rate=float(m.dropout_rate),
+                        num_tasks=num_tasks, **dict(m.overrides))
+
+
 def make_loss_fn(model: vit.VarcViT):
   """Task loss: masked per-pixel cross-entropy (dropout on, rng from the step)."""
   def loss_fn(params, batch, rng):

@@ -9,6 +9,9 @@ llama.cpp's converter permutes the rows of attn_q / attn_k so that its RoPE can 
 feature pairs (GPT-J style); Hugging Face and jaxlab rotate feature i with i + head_dim/2. `unpermute_qk`
 undoes that permutation (checked against transformers' own GGUF loader in tests/io/).
 
+A file that is not a GGUF, is truncated, or holds an unsupported tensor type raises GGUFError (a ValueError)
+naming the file and what is wrong with it.
+
 The tokenizer is rebuilt from the GGUF metadata (`tokenizer.ggml.tokens` / `merges` / `token_type`)
 as a byte-level BPE; the 'smollm' / 'llama-bpe' / 'gpt2' pre-tokenizers are supported.
 """
@@ -40,6 +43,10 @@ _LLAMA_BLOCK_NAMES = {
 }
 
 
+class GGUFError(ValueError):
+  """A model file that cannot be read as a GGUF checkpoint; the message names the file and the problem."""
+
+
 @dataclasses.dataclass
 class GGUFFile:
   """Metadata and (lazy, memory-mapped) tensors of a GGUF file."""
@@ -49,6 +56,8 @@ class GGUFFile:
 
   @property
   def architecture(self) -> str:
+    if 'general.architecture' not in self.metadata:
+      raise GGUFError(f'{self.path}: no general.architecture in the metadata (not a model GGUF?)')
     return self.metadata['general.architecture']
 
   def tensor_names(self) -> list[str]:
@@ -61,14 +70,42 @@ class GGUFFile:
     """Dequantised float32 tensor in numpy (= Hugging Face) shape."""
     for t in self.reader.tensors:
       if t.name == name:
-        return dequantize_tensor(t)
+        return dequantize_tensor(t, self.path)
     raise KeyError(f'{self.path} has no tensor {name!r}.')
 
 
-def read_gguf(path: str | os.PathLike[str]) -> GGUFFile:
-  """Opens a GGUF file: metadata as plain Python values, tensors memory-mapped."""
+def _open_reader(path: str):
+  """gguf.GGUFReader with its errors (bare ValueError / IndexError naming no file) turned into GGUFError."""
   import gguf  # pylint: disable=g-import-not-at-top
-  reader = gguf.GGUFReader(str(path))
+  if not os.path.exists(path):
+    raise GGUFError(f'{path}: no such file')
+  if not os.path.isfile(path):
+    raise GGUFError(f'{path}: not a regular file')
+  size = os.path.getsize(path)
+  if size == 0:
+    raise GGUFError(f'{path}: empty file, not a GGUF model')
+  with open(path, 'rb') as fh:
+    magic = fh.read(4)
+  if magic != b'GGUF':
+    raise GGUFError(f'{path}: not a GGUF file (it starts with {magic!r}, a GGUF file with {b"GGUF"!r})')
+  try:
+    return gguf.GGUFReader(path)
+  except ValueError as e:
+    if 'cannot reshape' in str(e) or 'buffer is smaller' in str(e):
+      raise GGUFError(f'{path}: truncated: the tensor data ends early ({size:,} bytes on disk; {e})') from e
+    raise GGUFError(f'{path}: damaged GGUF ({e})') from e
+  except (IndexError, EOFError, OverflowError, UnicodeDecodeError) as e:
+    raise GGUFError(f'{path}: truncated or damaged GGUF header or metadata ({size:,} bytes; '
+                    f'{type(e).__name__}: {e})') from e
+
+
+def read_gguf(path: str | os.PathLike[str]) -> GGUFFile:
+  """Opens a GGUF file: metadata as plain Python values, tensors memory-mapped.
+
+  Raises:
+    GGUFError: naming the file when it is missing, empty, not a GGUF (bad magic) or truncated.
+  """
+  reader = _open_reader(str(path))
   metadata = {}
   for key, field in reader.fields.items():
     if key.startswith('GGUF.'):
@@ -77,13 +114,13 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFFile:
   return GGUFFile(str(path), metadata, reader)
 
 
-def dequantize_tensor(t) -> np.ndarray:
+def dequantize_tensor(t, path: str = '<gguf>') -> np.ndarray:
   """A gguf.ReaderTensor -> float32 numpy array of its logical shape (ggml dims reversed)."""
   import gguf  # pylint: disable=g-import-not-at-top
   kind = t.tensor_type.name
   if kind not in SUPPORTED_TYPES:
-    raise NotImplementedError(f'Tensor {t.name}: GGML type {kind} is not supported '
-                              f'(supported: {SUPPORTED_TYPES}).')
+    raise GGUFError(f'{path}: tensor {t.name} has GGML type {kind}, which is not supported '
+                    f'(supported: {", ".join(SUPPORTED_TYPES)})')
   shape = tuple(int(s) for s in reversed(t.shape))
   if kind in ('F32', 'F16'):
     return np.asarray(t.data, np.float32).reshape(shape)
@@ -113,7 +150,7 @@ def llama_config_from_gguf(f: GGUFFile, **overrides: Any) -> TransformerConfig:
   """TransformerConfig from the `<arch>.*` metadata of a Llama-architecture GGUF."""
   arch = f.architecture
   if arch != 'llama':
-    raise NotImplementedError(f'Only the llama architecture is supported, got {arch!r}.')
+    raise GGUFError(f'{f.path}: architecture {arch!r} is not supported (only llama)')
   m = lambda k, default=None: f.metadata.get(f'{arch}.{k}', default)
   heads = int(m('attention.head_count'))
   embed = int(m('embedding_length'))
@@ -145,7 +182,7 @@ def llama_state_dict_from_gguf(f: GGUFFile, config: TransformerConfig) -> dict[s
       continue
     else:
       raise KeyError(f'Unexpected GGUF tensor {name!r}.')
-    w = dequantize_tensor(t)
+    w = dequantize_tensor(t, f.path)
     if name.endswith('attn_q.weight'):
       w = unpermute_qk(w, config.num_heads)
     elif name.endswith('attn_k.weight'):
@@ -168,7 +205,7 @@ def tokenizer_from_gguf(f: GGUFFile):
   md = f.metadata
   kind = md.get('tokenizer.ggml.model')
   if kind != 'gpt2':
-    raise NotImplementedError(f"Only byte-level BPE ('gpt2') GGUF tokenizers are supported, got {kind!r}.")
+    raise GGUFError(f"{f.path}: tokenizer model {kind!r} is not supported (only byte-level BPE, 'gpt2')")
   tokens = list(md['tokenizer.ggml.tokens'])
   vocab = {tok: i for i, tok in enumerate(tokens)}
   merges = [tuple(m.split(' ', 1)) for m in md['tokenizer.ggml.merges']]
@@ -186,7 +223,7 @@ def tokenizer_from_gguf(f: GGUFFile):
         pre_tokenizers.Split(Regex(split), behavior='isolated'),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
   else:
-    raise NotImplementedError(f'Unknown GGUF pre-tokenizer {pre!r}.')
+    raise GGUFError(f'{f.path}: pre-tokenizer {pre!r} is not supported')
   tok.decoder = decoders.ByteLevel()
   types = md.get('tokenizer.ggml.token_type')
   if types is not None:

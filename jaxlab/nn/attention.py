@@ -6,6 +6,10 @@
   'intermediates' collection as `attention_weights` (get them with `mutable=['intermediates']`).
 * Override: `head_override=(weights, use)` replaces the weights of the heads where `use` is True
   before they multiply the values (interpretability patching).
+* Hooks: `hooks={'z': h, 'head_out': h}` passes each head's output before the output projection
+  (z [batch, q_len, heads, head_dim]) and its contribution after it (W_O^h z_h [batch, q_len, heads,
+  embed]) through callables `h(module, name, value) -> value` (see `apply_hook`, jaxlab.interp.hooks).
+  Without hooks the computation is unchanged.
 * Decoding: with `decode=True` keys/values are written to a fixed-size cache in the 'cache'
   collection and queries attend causally to the valid cached entries. A call may feed T >= 1 tokens
   (prefill, then one token at a time).
@@ -69,6 +73,17 @@ def combine_masks(*masks: Array | None) -> Array | None:
   for m in present[1:]:
     out = jnp.logical_and(out, m.astype(jnp.bool_))
   return out
+
+
+def apply_hook(module: nn.Module, hooks: Any, name: str, x: Array) -> Array:
+  """Passes activation `x` through `hooks[name]` if set, else returns `x` itself (costs nothing).
+
+  A hook is a callable `(module, name, x) -> x` (jaxlab.interp.hooks.Hook: capture by `module.sow`,
+  replace, add); `hooks` is None or a mapping from this module's site names to hooks.
+  """
+  if not hooks or name not in hooks:
+    return x
+  return hooks[name](module, name, x)
 
 
 def cache_has_room(cache_index: Array, num_new_tokens: int, max_cache_len: int) -> Array:
@@ -141,13 +156,24 @@ class HeadsOut(nn.Module):
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
+  def __call__(self, x: Array, per_head_hook: Any = None) -> Array:
+    """Projects heads to features.
+
+    Args:
+      x: [..., heads, head_dim].
+      per_head_hook: None, or a callable on the per-head contributions [..., heads, features]
+        (bias excluded) whose result is summed over heads; without it one rank-2 GEMM.
+    """
     init = nn.initializers.lecun_normal(in_axis=(0, 1), out_axis=2)
     kernel = self.param('kernel', nn.with_logical_partitioning(init, ('heads', 'kv', 'embed')),
                         (x.shape[-2], x.shape[-1], self.features), self.param_dtype)
-    hd = x.shape[-2] * x.shape[-1]
-    flat = x.reshape(-1, hd).astype(self.dtype) @ kernel.reshape(hd, self.features).astype(self.dtype)
-    y = flat.reshape(x.shape[:-2] + (self.features,))
+    if per_head_hook is None:
+      hd = x.shape[-2] * x.shape[-1]
+      flat = x.reshape(-1, hd).astype(self.dtype) @ kernel.reshape(hd, self.features).astype(self.dtype)
+      y = flat.reshape(x.shape[:-2] + (self.features,))
+    else:
+      per_head = jnp.einsum('...hd,hde->...he', x.astype(self.dtype), kernel.astype(self.dtype))
+      y = jnp.sum(per_head_hook(per_head), axis=-2)
     if self.use_bias:
       bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
                         (self.features,), self.param_dtype)
@@ -213,7 +239,8 @@ class Attention(nn.Module):
   def __call__(self, x: Array, *, mask: Array | None = None, positions: Array | None = None,
                deterministic: bool = True, decode: bool = False, padding: Array | None = None,
                head_override: tuple[Array, Array] | None = None,
-               kv_x: Array | None = None, rotate_mask: Array | None = None) -> Array:
+               kv_x: Array | None = None, rotate_mask: Array | None = None,
+               hooks: Any = None) -> Array:
     """Attends from `x` to itself (or to `kv_x`).
 
     Args:
@@ -231,6 +258,10 @@ class Attention(nn.Module):
       kv_x: optional [batch, kv_len, embed] source of keys/values (cross-attention; not with decode
         or rope).
       rotate_mask: optional [batch, q_len] bool for rope='2d': False = leave the token unrotated.
+      hooks: None or a mapping with keys among 'z' (per-head outputs before the output projection,
+        [batch, q_len, heads, head_dim]) and 'head_out' (per-head contributions W_O^h z_h, [batch,
+        q_len, heads, embed], summed into the output; the output bias is added after the sum), each a
+        hook `(module, name, value) -> value` (see `apply_hook`).
 
     Returns:
       [batch, q_len, embed] in `dtype`.
@@ -286,7 +317,15 @@ class Attention(nn.Module):
     encoded = jnp.einsum('bkgts,bskd->btkgd', weights, v.astype(self.dtype))
     encoded = encoded.reshape(b, t, self.num_heads, self.head_dim)
     encoded = nn.with_logical_constraint(encoded, ('batch', 'length', 'heads', 'kv'))
-    out = HeadsOut(embed, self.out_bias, self.dtype, self.param_dtype, name='out')(encoded)
+    if hooks:
+      unknown = set(hooks) - {'z', 'head_out'}
+      if unknown:
+        raise ValueError(f"Unknown attention hook sites {sorted(unknown)}; expected 'z' or 'head_out'.")
+      encoded = apply_hook(self, hooks, 'z', encoded)
+    per_head_hook = None
+    if hooks and 'head_out' in hooks:
+      per_head_hook = lambda y: apply_hook(self, hooks, 'head_out', y)  # pylint: disable=unnecessary-lambda-assignment
+    out = HeadsOut(embed, self.out_bias, self.dtype, self.param_dtype, name='out')(encoded, per_head_hook)
     if decode:
       out = jnp.where(overflow, jnp.nan, out).astype(out.dtype)
     return nn.with_logical_constraint(out, ('batch', 'length', 'embed'))

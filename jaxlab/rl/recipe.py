@@ -1,8 +1,11 @@
 """The SFT-then-GRPO recipe on the one trainer, shared by experiments/rlcr and experiments/multi_answer.
 
 A run is stages, each in its own sub-workdir so that the trainer resumes each one: SFT on the output format
-(`run_sft`), then one GRPO run per reward arm from the SFT params (`run_grpo`). `complete` samples n
-completions per prompt in batches for evaluation (greedy when temperature is 0).
+(`run_sft`), then one GRPO run per reward arm from the SFT params (`run_grpo`). `sft_then_grpo` is that
+outline, written once: each stage (training + its evaluation) is recorded in <workdir>/<stage>/run.json
+(jaxlab.train.runrecord), so a rerun reuses every finished stage and adding an arm to ``config.arms`` runs
+only the new arm. `complete` samples n completions per prompt in batches for evaluation (greedy when
+temperature is 0).
 
 Stage configs: ``config.sft`` and ``config.rl`` hold trainer keys (total_steps, log_every, eval_every,
 checkpoint_every, keep_checkpoints, optimizer); ``config.rl.grpo`` holds the GRPOConfig fields. The shared
@@ -11,8 +14,9 @@ keys (seed, mesh, sharding_rules) come from the top level; the RL batch size is 
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,7 +30,7 @@ from jaxlab.data import pipeline
 from jaxlab.nn.lm.transformer import DecoderLM
 from jaxlab.rl import grpo, rollout, sft
 from jaxlab.rl.rewards import RewardFn
-from jaxlab.train import runtime, trainer
+from jaxlab.train import runrecord, runtime, trainer
 
 def add_stage_configs(c: ml_collections.ConfigDict) -> None:
   """The mesh, tiny-LM, SFT and GRPO blocks shared by experiments/rlcr and experiments/multi_answer.
@@ -98,8 +102,8 @@ def begin(config: ml_collections.ConfigDict, workdir: str, known_arms) -> None:
 
 
 def write_json(path: str, obj, indent: int | None = 1) -> None:
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=indent)
+  """A results file, written atomically (runrecord.write_json)."""
+  runrecord.write_json(path, obj, indent=indent)
 
 
 STAGE_DEFAULTS = dict(log_every=50, eval_every=0, checkpoint_every=0, keep_checkpoints=1, ema_decay=0.0,
@@ -190,3 +194,78 @@ def complete(model: DecoderLM, params: Any, prompt: np.ndarray, prompt_mask: np.
 
 def stage_dir(workdir: str, name: str) -> str:
   return os.path.join(workdir, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+  """One GRPO arm of `sft_then_grpo`.
+
+  Attributes:
+    reward_fn, weights: the reward (jaxlab.rl.rewards) and the weights of its components.
+    sampling: how rollouts are sampled (stop sequences, budget).
+    sft: the name of the SFT stage whose params it starts from.
+    on_eval: optional ``(state, step) -> dict`` quick eval during training.
+  """
+  reward_fn: RewardFn
+  weights: Mapping[str, float]
+  sampling: rollout.SamplingConfig
+  sft: str = "sft"
+  on_eval: Callable | None = None
+
+
+SWEEP_KEYS = ("arms",)  # the keys of a recipe config that may change between reruns (arms are added)
+
+
+def stage_config(config: ml_collections.ConfigDict, name: str) -> dict:
+  """What one stage depends on: the run's config without the sweep keys, plus the stage's name."""
+  d = runrecord.to_json(config)
+  for key in SWEEP_KEYS:
+    d.pop(key, None)
+  return {**d, "stage": name}
+
+
+def sft_then_grpo(config: ml_collections.ConfigDict, workdir: str, *, model: DecoderLM,
+                  sft_records: Mapping[str, Callable[[], Sequence[Mapping[str, np.ndarray]]]],
+                  rl_records: Sequence[Mapping[str, np.ndarray]], arms: Mapping[str, Arm], decode: rollout.Decode,
+                  evaluate: Callable[[str, Any, str], dict], devices=None) -> dict[str, dict]:
+  """The recipe outline: SFT stages, then one GRPO arm per name in ``config.arms``; every stage evaluated.
+
+  Args:
+    sft_records: SFT stage name -> a callable giving its records; only the stages that the arms of
+      ``config.arms`` start from are run (in this order).
+    rl_records: the prompt records of every GRPO arm (`prompt_records`).
+    arms: arm name -> Arm; ``config.arms`` picks and orders the arms run.
+    evaluate: ``(stage name, params, SFT stage name) -> results`` (e.g. writes <workdir>/<stage>/eval.json).
+
+  Returns {stage name: its evaluation}. Each stage is recorded in <workdir>/<stage>/run.json: a finished
+  stage is reused (neither trained nor evaluated again); its SFT params are restored only when an arm
+  that starts from them still has to run.
+  """
+  needed = {arms[a].sft for a in config.arms}
+  params: dict[str, Any] = {}
+
+  def sft_params(name: str):
+    if name not in params:
+      params[name] = run_sft(config, stage_dir(workdir, name), model, sft_records[name](), devices)
+    return params[name]
+
+  out, timings = {}, {}
+  for name in [s for s in sft_records if s in needed]:
+    t0 = time.time()
+    out[name] = runrecord.reuse_or_run(stage_dir(workdir, name), stage_config(config, name),
+                                       lambda name=name: evaluate(name, sft_params(name), name))
+    timings[name] = round(time.time() - t0, 1)
+  for name in config.arms:
+    arm = arms[name]
+
+    def train_and_evaluate(name=name, arm=arm):
+      result = run_grpo(config, stage_dir(workdir, name), model=model, params=sft_params(arm.sft),
+                        records=rl_records, reward_fn=arm.reward_fn, weights=arm.weights, decode=decode,
+                        sampling=arm.sampling, on_eval=arm.on_eval, devices=devices)
+      return evaluate(name, result.state.params, arm.sft)
+
+    t0 = time.time()
+    out[name] = runrecord.reuse_or_run(stage_dir(workdir, name), stage_config(config, name), train_and_evaluate)
+    timings[name] = round(time.time() - t0, 1)
+  logging.info("stage wall times (s): %s", timings)
+  return out

@@ -6,7 +6,8 @@ A checkpoint at ``<workdir>/checkpoints/<step>/`` holds three items:
   restored straight into the run's shardings (an abstract target of ShapeDtypeStructs with shardings);
 * ``data``   – the grain iterator state, so a resumed run sees exactly the batches it would have seen;
 * ``config`` – the run's config as JSON, for the record and for a loud error when a resume uses a config
-  whose model does not match.
+  whose model does not match;
+* ``meta``   – optional JSON (e.g. ``frozen_id``, the base weights that LoRA adapters were trained on).
 
 Saving is asynchronous and atomic: orbax writes into a temporary folder and renames it only after every
 item is committed, so a crash mid-save leaves the previous checkpoint as the latest one. Restoring never
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,7 +31,45 @@ import orbax.checkpoint as ocp
 
 
 class CheckpointError(RuntimeError):
-  """A checkpoint exists but cannot be used; the message names the path and the problem."""
+  """A checkpoint exists but cannot be used; the message (one line) names the path, the step and the cause."""
+
+
+def describe_cause(e: BaseException, limit: int = 240) -> str:
+  """The cause of an orbax/TensorStore read failure in a few words: the innermost message and the file.
+
+  TensorStore's messages nest every layer ("Error opening "zarr" driver: Error reading ... : Requested byte
+  range [0, 4979) is not valid for value of size 100") and end with a ~500 character JSON spec; the cause is
+  the last segment, the file the last ``local file "..."`` it names.
+  """
+  text = " ".join(str(e).split())
+  text = re.split(r" \[(?:tensorstore_spec|source locations)=", text)[0]
+  files = re.findall(r'local file "([^"]+)"', text)
+  cause = text.rsplit(": ", 1)[-1].strip() or type(e).__name__
+  if len(cause) > limit:
+    cause = cause[:limit] + "..."
+  where = f" in {files[-1]}" if files and files[-1] not in cause else ""
+  return f"{cause}{where}"
+
+
+def _is_late_event_loop_callback(unraisable) -> bool:
+  exc = unraisable.exc_value
+  return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+
+
+def _silence_late_callbacks() -> None:
+  """After a failed read, TensorStore completes the reads that orbax's asyncio.run abandoned and calls back
+  into the closed event loop; Python prints each as an unraisable "Event loop is closed" traceback (a dozen
+  per damaged checkpoint, some at exit). Those, and only those, are dropped; installed once per process."""
+  previous = sys.unraisablehook
+  if getattr(previous, "_jaxlab_filter", False):
+    return
+
+  def hook(unraisable):
+    if not _is_late_event_loop_callback(unraisable):
+      previous(unraisable)
+
+  hook._jaxlab_filter = True  # type: ignore[attr-defined]
+  sys.unraisablehook = hook
 
 
 def _path_str(path) -> str:
@@ -64,7 +105,7 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(
         self.directory,
         item_handlers={"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler(),
-                       "config": ocp.JsonCheckpointHandler()},
+                       "config": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, save_interval_steps=save_interval_steps,
                                              enable_async_checkpointing=async_save, create=True))
 
@@ -75,8 +116,10 @@ class Checkpointer:
     return list(self._manager.all_steps())
 
   def save(self, step: int, state, data_iter=None, config: ml_collections.ConfigDict | None = None,
-           force: bool = False) -> bool:
+           force: bool = False, meta: Mapping[str, Any] | None = None) -> bool:
     items: dict[str, Any] = {"state": ocp.args.StandardSave(state)}
+    if meta is not None:
+      items["meta"] = ocp.args.JsonSave(dict(meta))
     if data_iter is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
     if config is not None:
@@ -99,17 +142,25 @@ class Checkpointer:
     try:
       stored_meta = self._manager.item_metadata(step)["state"]
     except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointError(f"checkpoint {where} is unreadable: its metadata could not be read "
-                            f"({type(e).__name__}: {e}). Delete it or point --workdir elsewhere.") from e
+      _silence_late_callbacks()
+      raise CheckpointError(f"checkpoint {where} (step {step}) is unreadable: {describe_cause(e)}. Delete that "
+                            "step folder to resume from an earlier one, or use a new --workdir.") from e
     if stored_meta is None:
-      raise CheckpointError(f"checkpoint {where} has no 'state' item (incomplete or not a jaxlab checkpoint)")
+      raise CheckpointError(f"checkpoint {where} (step {step}) has no 'state' item (incomplete or not a jaxlab "
+                            "checkpoint)")
     tree = getattr(stored_meta, "tree", stored_meta)
     stored = _shape_table(tree)
     expected = _shape_table(abstract_state)
     diff = describe_mismatch(stored, expected)
     if diff:
-      raise CheckpointError(f"checkpoint {where} does not match this run's model/optimiser: {diff}. "
+      raise CheckpointError(f"checkpoint {where} (step {step}) does not match this run's model/optimiser: {diff}. "
                             "Resume with the config that wrote it, or use a new --workdir.")
+
+  def restore_meta(self, step: int) -> dict[str, Any]:
+    """The ``meta`` item saved at ``step`` ({} when that checkpoint has none)."""
+    if not os.path.isdir(os.path.join(self._step_dir(step), "meta")):
+      return {}
+    return dict(self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
 
   def restore(self, step: int, abstract_state, data_iter=None):
     """Restores (state, config_dict) at ``step`` into the shardings of ``abstract_state``.
@@ -124,7 +175,8 @@ class Checkpointer:
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointError(f"checkpoint {self._step_dir(step)} could not be restored "
-                            f"({type(e).__name__}: {str(e)[:500]}). The files are damaged or incomplete; "
-                            "delete that step folder to resume from an earlier one, or use a new --workdir.") from e
+      _silence_late_callbacks()
+      raise CheckpointError(f"checkpoint {self._step_dir(step)} (step {step}) could not be restored: "
+                            f"{describe_cause(e)}. The files are damaged or incomplete; delete that step folder "
+                            "to resume from an earlier one, or use a new --workdir.") from e
     return restored["state"], restored.get("config")

@@ -59,6 +59,19 @@ def read_jsonl(path: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def last_logged(workdir: str, step: int, prefix: str) -> dict[str, float]:
+  """The metrics logged under ``prefix`` at ``step`` in ``<workdir>/metrics.jsonl`` (prefix removed; the
+  last line of that step wins), or {} when there are none."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return {}
+  out: dict[str, float] = {}
+  for row in read_jsonl(path):
+    if row.get("step") == step and any(k.startswith(prefix) for k in row):
+      out = {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}
+  return out
+
+
 def measure_matmul_peak(n: int = 2048, dtype=jnp.float32, repeats: int = 5) -> float:
   """Measured FLOP/s of a square matmul on the default device: the denominator of MFU."""
   a = jnp.ones((n, n), dtype)

@@ -31,13 +31,18 @@ class _QuietLibraries:
     return record.levelno > 20 or f"{os.sep}orbax{os.sep}" not in record.pathname
 
 
+def quiet_libraries() -> None:
+  """Keeps orbax's INFO records out of the log (absl's handler and the 'absl' Python logger, which a
+  user's own logging.basicConfig(level=INFO) would show); idempotent."""
+  import logging as py_logging  # pylint: disable=import-outside-toplevel
+  for target in (logging.get_absl_handler(), py_logging.getLogger("absl")):
+    if not any(isinstance(f, _QuietLibraries) for f in target.filters):
+      target.addFilter(_QuietLibraries())
+
+
 def initialize() -> None:
   """Multi-host start when the environment says so, partitionable RNG, one log line per device kind."""
-  import logging as py_logging  # pylint: disable=import-outside-toplevel
-  handler = logging.get_absl_handler()
-  if not any(isinstance(f, _QuietLibraries) for f in handler.filters):
-    handler.addFilter(_QuietLibraries())
-  py_logging.getLogger("absl").addFilter(_QuietLibraries())
+  quiet_libraries()
   if _is_multihost_env() and not jax.distributed.is_initialized():
     jax.distributed.initialize()
   jax.config.update("jax_threefry_partitionable", True)

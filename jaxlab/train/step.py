@@ -54,25 +54,29 @@ def split_microbatches(batch: Mapping[str, jax.Array], k: int) -> Mapping[str, j
 
 def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, schedule: optax.Schedule, *,
                     num_microbatches: int = 1, ema_decay: float = 0.0) -> Callable:
-  """Returns ``train_step(state, batch) -> (state, metrics)`` (not yet jitted)."""
+  """Returns ``train_step(state, batch, *frozen) -> (state, metrics)`` (not yet jitted).
+
+  ``frozen`` (at most one pytree: weights that are inputs but not trained, e.g. the base model under LoRA
+  adapters) is passed on as ``loss_fn(params, batch, rng, frozen)``; it gets no gradient, no optimiser state.
+  """
   if num_microbatches < 1:
     raise ValueError(f"config.num_microbatches={num_microbatches} must be ≥ 1")
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-  def train_step(state: TrainState, batch):
+  def train_step(state: TrainState, batch, *frozen):
     rng = jax.random.fold_in(state.rng, state.step)
     if num_microbatches == 1:
-      (loss, aux), grads = grad_fn(state.params, batch, rng)
+      (loss, aux), grads = grad_fn(state.params, batch, rng, *frozen)
     else:
       micro = split_microbatches(batch, num_microbatches)
 
       def body(carry, xs):
         i, mb = xs
-        (l, a), g = grad_fn(state.params, mb, jax.random.fold_in(rng, i))
+        (l, a), g = grad_fn(state.params, mb, jax.random.fold_in(rng, i), *frozen)
         acc_g, acc_l, acc_a = carry
         return (jax.tree.map(jnp.add, acc_g, g), acc_l + l, jax.tree.map(jnp.add, acc_a, a)), None
 
-      _, aux_shape = jax.eval_shape(loss_fn, state.params, jax.tree.map(lambda x: x[0], micro), rng)
+      _, aux_shape = jax.eval_shape(loss_fn, state.params, jax.tree.map(lambda x: x[0], micro), rng, *frozen)
       zeros = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), jnp.float32),
                jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux_shape))
       (grads, loss, aux), _ = jax.lax.scan(body, zeros, (jnp.arange(num_microbatches), micro))

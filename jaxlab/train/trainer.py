@@ -30,12 +30,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from absl import flags as absl_flags
 from absl import logging
 
 from jaxlab.train import checkpoint as ckpt_lib
 from jaxlab.train import mesh as mesh_lib
 from jaxlab.train import metrics as metrics_lib
 from jaxlab.train import optim
+from jaxlab.train import runtime
 from jaxlab.train import step as step_lib
 
 Batch = Mapping[str, np.ndarray]
@@ -82,6 +84,11 @@ class Task:
     rollout: optional ``(state, item, RolloutContext) -> (batch, host_metrics)``: builds each step's batch
       from the current state (on-policy RL); ``item`` is ``next(train_data)``. ``batch`` holds the global
       batch (numpy or jax arrays); ``host_metrics`` are floats averaged over each logging window.
+    frozen_params: optional pytree of weights the loss reads but never trains (the base model under LoRA
+      adapters; may be boxed for its shardings). Placed on the mesh once and passed to the jitted step as a
+      separate, non-donated argument: ``loss_fn(params, batch, rng, frozen)``, ``eval_step(params, batch,
+      frozen)``. It has no optimiser state and is not checkpointed (``state.params`` are the trainable ones).
+    frozen_id: a path or name of ``frozen_params``; saved with every checkpoint and checked on resume.
   """
   init_params: Callable[[jax.Array], Any]
   loss_fn: step_lib.LossFn
@@ -93,6 +100,8 @@ class Task:
   eval_finalize: Callable[[dict[str, float]], Mapping[str, float]] | None = None
   on_eval: Callable[[step_lib.TrainState, int], Mapping[str, float]] | None = None
   rollout: RolloutFn | None = None
+  frozen_params: Any = None
+  frozen_id: str = ""
 
 
 @dataclasses.dataclass
@@ -107,20 +116,77 @@ REQUIRED_KEYS = ("seed", "total_steps", "batch_size", "log_every", "eval_every",
                  "optimizer")
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Checks the trainer's part of a config; errors name the key."""
+def validate_config(config: ml_collections.ConfigDict, prefix: str = "config", *, require: bool = True,
+                    check_devices: bool = False) -> None:
+  """Checks the trainer's part of a config (see jaxlab.train.default_config); each error names the key.
+
+  ``require=False`` checks only the keys present (stage blocks that inherit the rest); ``check_devices``
+  also checks the batch against the data-parallel size when the mesh spans all of this process's devices
+  (cheap: no mesh is built; the Trainer checks the mesh against the devices it is given).
+  """
   missing = [k for k in REQUIRED_KEYS if k not in config]
-  if missing:
-    raise ValueError(f"config is missing trainer keys {missing}")
-  for key in ("total_steps", "batch_size", "log_every"):
-    if int(config[key]) <= 0:
-      raise ValueError(f"config.{key}={config[key]} must be positive")
-  for key in ("eval_every", "checkpoint_every"):
-    if int(config[key]) < 0:
-      raise ValueError(f"config.{key}={config[key]} must be ≥ 0 (0 disables)")
-  ema = float(config.get("ema_decay", 0.0))
+  if missing and require:
+    raise ValueError(f"{prefix} is missing trainer keys {missing} (see jaxlab.train.default_config())")
+
+  def number(key, kind=int):
+    try:
+      return kind(config[key])
+    except (TypeError, ValueError):
+      raise ValueError(f"{prefix}.{key}={config[key]!r} is not a number") from None
+
+  for key in ("total_steps", "batch_size", "log_every", "num_microbatches"):
+    if key in config and number(key) <= 0:
+      raise ValueError(f"{prefix}.{key}={config[key]} must be positive")
+  for key in ("eval_every", "checkpoint_every", "keep_checkpoints"):
+    if key in config and number(key) < 0:
+      raise ValueError(f"{prefix}.{key}={config[key]} must be ≥ 0 (0 disables)")
+  ema = number("ema_decay", float) if "ema_decay" in config else 0.0
   if not 0.0 <= ema < 1.0:
-    raise ValueError(f"config.ema_decay={ema} must be in [0, 1)")
+    raise ValueError(f"{prefix}.ema_decay={ema} must be in [0, 1)")
+  opt = config.get("optimizer")
+  if opt is not None:
+    if opt.get("name", "adamw") not in optim.OPTIMIZERS:
+      raise ValueError(f"{prefix}.optimizer.name={opt.get('name')!r} is not one of {optim.OPTIMIZERS}")
+    if opt.get("schedule", "constant") not in optim.SCHEDULES:
+      raise ValueError(f"{prefix}.optimizer.schedule={opt.get('schedule')!r} is not one of {optim.SCHEDULES}")
+    lr = opt.get("learning_rate", 1.0)
+    if not isinstance(lr, (int, float)) or lr < 0:
+      raise ValueError(f"{prefix}.optimizer.learning_rate={lr!r} must be a number ≥ 0")
+  mesh_cfg = config.get("mesh")
+  if mesh_cfg is not None:
+    unknown = sorted(set(dict(mesh_cfg)) - set(mesh_lib.MESH_AXES))
+    if unknown:
+      raise ValueError(f"{prefix}.mesh has unknown axes {unknown}; the axes are {mesh_lib.MESH_AXES}")
+    try:
+      shape = mesh_lib.resolve_mesh_shape(mesh_cfg, jax.device_count()) if check_devices else None
+    except ValueError:
+      shape = None  # a binary may train on fewer devices than it sees (psm uses one): the Trainer checks
+    if shape is not None:
+      if "batch_size" in config:
+        dp = int(np.prod([s for s, a in zip(shape, mesh_lib.MESH_AXES) if a in mesh_lib.BATCH_AXES]))
+        micro = int(config.get("num_microbatches", 1))
+        if int(config.batch_size) % (dp * micro):
+          raise ValueError(f"{prefix}.batch_size={config.batch_size} is not divisible by the data-parallel size "
+                           f"{dp} (data×fsdp on {jax.device_count()} devices) × num_microbatches={micro}")
+
+
+def check_checkpointable(train_data: Any, what: str = "Task.train_data") -> None:
+  """A checkpointing run saves the data iterator's position: it must be a grain iterator (get_state/set_state)."""
+  if not (callable(getattr(train_data, "get_state", None)) and callable(getattr(train_data, "set_state", None))):
+    raise TypeError(f"{what} is a {type(train_data).__name__}, which cannot be checkpointed: checkpointing runs "
+                    "need a grain iterator with get_state/set_state (e.g. iter(grain.MapDataset.source(...)"
+                    ".batch(...)), or a grain.DatasetIterator subclass); or set config.checkpoint_every=0")
+
+
+def check_batch(batch: Batch, global_batch_size: int, what: str = "the first batch of Task.train_data") -> None:
+  """Every array's leading dimension must be this host's share of ``config.batch_size``."""
+  local = global_batch_size // jax.process_count()
+  for k, v in batch.items():
+    want = global_batch_size if isinstance(v, jax.Array) else local
+    n = np.shape(v)[0] if np.ndim(v) else None
+    if n != want:
+      raise ValueError(f"{what}: {k!r} has leading dimension {n}, but config.batch_size={global_batch_size} "
+                       f"means {want} examples per batch on this host ({jax.process_count()} process(es))")
 
 
 def state_shardings(abstract_state: step_lib.TrainState, param_shardings, tx, mesh) -> step_lib.TrainState:
@@ -182,7 +248,10 @@ class Trainer:
   def __init__(self, config: ml_collections.ConfigDict, workdir: str, task: Task,
                devices: list[jax.Device] | None = None):
     validate_config(config)
-    self.config, self.workdir, self.task = config, workdir, task
+    if int(config.checkpoint_every):
+      check_checkpointable(task.train_data)
+    runtime.quiet_libraries()
+    self.config, self.workdir, self.task = config, os.path.abspath(workdir), task
     # Phase 1: mesh and rules (``devices`` restricts the mesh, e.g. to one device in tests).
     self.mesh = mesh_lib.make_mesh(config.mesh, devices)
     self.rules = mesh_lib.rules_from_config(config.get("sharding_rules"))
@@ -200,14 +269,24 @@ class Trainer:
       param_shardings = nn.logical_to_mesh_sharding(nn.get_partition_spec(boxed), self.mesh, self.rules)
       self.abstract_state = jax.eval_shape(self._init_state, self.init_rng)
       self.shardings = state_shardings(self.abstract_state, param_shardings, self.tx, self.mesh)
+      frozen_shardings = ()
+      if task.frozen_params is not None:
+        frozen_shardings = (nn.logical_to_mesh_sharding(nn.get_partition_spec(task.frozen_params), self.mesh,
+                                                        self.rules),)
+    self.frozen = ()
+    if task.frozen_params is not None:  # placed once; plain values (unbox would constrain under the mesh)
+      values = jax.tree.map(lambda x: getattr(x, "value", x), task.frozen_params,
+                            is_leaf=lambda x: isinstance(x, nn.Partitioned))
+      self.frozen = (jax.device_put(values, frozen_shardings[0]),)
     # Phase 4: jitted steps (state donated).
     step_fn = step_lib.make_train_step(task.loss_fn, self.tx, self.schedule, num_microbatches=self.num_micro,
                                        ema_decay=self.ema_decay)
-    self.train_step = jax.jit(step_fn, in_shardings=(self.shardings, self.batch_sharding),
+    self.train_step = jax.jit(step_fn, in_shardings=(self.shardings, self.batch_sharding, *frozen_shardings),
                               out_shardings=(self.shardings, mesh_lib.replicated(self.mesh)), donate_argnums=0)
     self.eval_step = None
     if task.eval_step is not None:
-      self.eval_step = jax.jit(task.eval_step, in_shardings=(self.shardings.params, self.batch_sharding),
+      self.eval_step = jax.jit(task.eval_step,
+                               in_shardings=(self.shardings.params, self.batch_sharding, *frozen_shardings),
                                out_shardings=mesh_lib.replicated(self.mesh))
     self.checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                               max_to_keep=int(config.get("keep_checkpoints", 3)))
@@ -232,7 +311,12 @@ class Trainer:
     latest = self.checkpointer.latest_step()
     if latest is not None:
       state, _ = self.checkpointer.restore(latest, self.abstract_with_shardings(), self.task.train_data)
-      logging.info("Resumed from %s at step %d", self.checkpointer.directory, int(state.step))
+      if self.task.frozen_id:
+        stored = self.checkpointer.restore_meta(latest).get("frozen_id")
+        if stored != self.task.frozen_id:
+          raise ckpt_lib.CheckpointError(
+              f"checkpoint {self.checkpointer.directory}/{latest} was trained on frozen weights {stored!r}, "
+              f"this run supplies {self.task.frozen_id!r}. Use the same base weights or a new --workdir.")
       return state
     with self.scope():
       return jax.jit(self._init_state, out_shardings=self.shardings)(self.init_rng)
@@ -252,17 +336,42 @@ class Trainer:
     if self.eval_step is None or self.task.eval_data is None:
       return {}
     with self.scope():
-      means = evaluate(self.eval_step, self.params_for_eval(state), self.task.eval_data(), self.batch_sharding)
+      eval_fn = lambda p, b: self.eval_step(p, b, *self.frozen)  # noqa: E731
+      means = evaluate(eval_fn, self.params_for_eval(state), self.task.eval_data(), self.batch_sharding)
     if self.task.eval_finalize is not None:
       means.update(self.task.eval_finalize(means))
     return means
 
+  def finished_result(self, state, step: int) -> TrainResult:
+    """The result of a training that was already finished in this workdir, without writing anything.
+
+    The last logged train metrics come back from metrics.jsonl; the eval (and ``on_eval``) is recomputed
+    on the restored state, which gives the numbers of the finished run. No TensorBoard event file, no
+    metrics line, no checkpoint and no peak measurement are added.
+    """
+    _report("Training in %s is finished (step %d of %d): nothing to train", self.workdir, step,
+            int(self.config.total_steps))
+    train_metrics = metrics_lib.last_logged(self.workdir, step, "train/")
+    eval_metrics = self.run_eval(state)
+    if self.task.on_eval is not None:
+      eval_metrics.update(self.task.on_eval(state, step) or {})
+    self.checkpointer.close()
+    return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics, start_step=step)
+
   def run(self) -> TrainResult:
     cfg, task = self.config, self.task
     total = int(cfg.total_steps)
-    writer = metrics_lib.MetricWriter(self.workdir)
-    state = self.init_or_restore()
+    try:  # the checkpointer's async threads are closed even when the restore fails
+      state = self.init_or_restore()
+    except BaseException:
+      self.checkpointer.close()
+      raise
     start = int(jax.device_get(state.step))
+    if start >= total:
+      return self.finished_result(state, start)
+    if start:
+      _report("Resumed from %s at step %d", self.checkpointer.directory, start)
+    writer = metrics_lib.MetricWriter(self.workdir)
     logging.info("Parameters:\n%s", param_count_table(state.params))
     global_batch = int(cfg.batch_size)
     flops = task.flops_per_example * global_batch if task.flops_per_example else None
@@ -284,18 +393,20 @@ class Trainer:
         if task.rollout is not None:
           item, host_metrics = self.rollout(state, item, step)
           pending_host.append(host_metrics)
+        if compiled is None and task.rollout is None:
+          check_batch(item, global_batch)
         batch = to_global(item, self.batch_sharding)
         if compiled is None:
           t0 = time.perf_counter()
           with self.scope():
-            compiled = self.train_step.lower(state, batch).compile()
+            compiled = self.train_step.lower(state, batch, *self.frozen).compile()
           if flops is None:
             per_device = metrics_lib.compiled_flops(compiled)
             flops = per_device * self.mesh.size if per_device else None
             progress.flops = flops
           logging.info("Compiled the train step in %.1f s", time.perf_counter() - t0)
           progress.reset(step)
-        state, m = compiled(state, batch)
+        state, m = compiled(state, batch, *self.frozen)
         pending.append(m)
         done = step + 1
         if done % int(cfg.log_every) == 0 or done == total:
@@ -304,21 +415,44 @@ class Trainer:
           train_metrics.update(progress.update(done))
           pending, pending_host = [], []
           writer.write(done, train_metrics, prefix="train/")
-          logging.info("%s", progress.line(done, train_metrics))
+          _report("%s", progress.line(done, train_metrics))
         if (int(cfg.eval_every) and done % int(cfg.eval_every) == 0) or done == total:
           eval_metrics = self.run_eval(state)
           if task.on_eval is not None:
             eval_metrics.update(task.on_eval(state, done) or {})
           if eval_metrics:
             writer.write(done, eval_metrics, prefix="eval/")
-            logging.info("eval @ %d: %s", done, {k: round(v, 4) for k, v in eval_metrics.items()})
+            _report("eval @ %d: %s", done, {k: round(v, 4) for k, v in eval_metrics.items()})
           progress.reset(done)
         if int(cfg.checkpoint_every) and (done % int(cfg.checkpoint_every) == 0 or done == total):
-          self.checkpointer.save(done, state, task.train_data, cfg)
+          self.checkpointer.save(done, state, task.train_data, cfg,
+                                 meta={"frozen_id": task.frozen_id} if task.frozen_id else None)
     finally:
+      steps = self.checkpointer.all_steps()
       self.checkpointer.close()
       writer.close()
+    _report("%s", describe_workdir(self.workdir, steps))
     return TrainResult(state=state, train_metrics=train_metrics, eval_metrics=eval_metrics, start_step=start)
+
+
+def _report(fmt: str, *args) -> None:
+  """A progress line: absl's log inside an absl app; printed as well from a plain script, where absl's
+  logging is silent below WARNING (its handler is set up by absl.app)."""
+  logging.info(fmt, *args)
+  if not absl_flags.FLAGS.is_parsed() and jax.process_index() == 0:
+    print(fmt % args, flush=True)
+
+
+def describe_workdir(workdir: str, checkpoint_steps: list[int]) -> str:
+  """One line naming what a run left in its workdir."""
+  parts = []
+  for name, what in (("results.json", "results"), ("metrics.jsonl", "metrics, one JSON row per log/eval step"),
+                     ("tb", f"TensorBoard: tensorboard --logdir {os.path.join(workdir, 'tb')}")):
+    if os.path.exists(os.path.join(workdir, name)):
+      parts.append(f"{name} ({what})")
+  if checkpoint_steps:
+    parts.append(f"checkpoints/ (steps {sorted(checkpoint_steps)})")
+  return f"Workdir {workdir}: " + ("; ".join(parts) if parts else "nothing written")
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, task: Task,

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from experiments.psm import main as psm_main
-from experiments.psm import runs as psm_runs
 from experiments.psm.configs import lm, mqar, s5
+from jaxlab.train import runrecord
 
 
 @pytest.mark.slow
@@ -74,9 +74,17 @@ def test_bad_configs_name_the_key(tmp_path):
 
 
 def test_finished_run_of_another_chunk_size_is_an_error(tmp_path):
+  """A single-c PSM run is named plain 'psm': a folder holding another c is an error, not a silent reuse."""
+  cfg = s5.get_config('tiny')
   d = str(tmp_path / 'psm')
-  psm_runs.record(d, {'model': 'psm', 'chunk_size': 16, 'steps': 5})
-  assert psm_runs.finished(d, 5, 16)['chunk_size'] == 16
-  assert psm_runs.finished(d, 7, 16) is None  # more steps asked: train on (resume)
-  with pytest.raises(ValueError, match='chunk_size=16.*asks for 32'):
-    psm_runs.finished(d, 5, 32)
+  calls = []
+  compute = lambda: calls.append(1) or {'model': 'psm', 'chunk_size': 16, 'steps': 5}  # noqa: E731
+  first = runrecord.reuse_or_run(d, psm_main.run_config(cfg, 'psm', 16), compute)
+  again = runrecord.reuse_or_run(d, psm_main.run_config(cfg, 'psm', 16), compute)
+  assert first == again and calls == [1]   # the finished run is reused, not recomputed
+  with cfg.unlocked():
+    cfg.models = ('transformer', 'psm')     # a sweep key: not part of one model's run
+  runrecord.reuse_or_run(d, psm_main.run_config(cfg, 'psm', 16), compute)
+  assert calls == [1]
+  with pytest.raises(runrecord.ConfigMismatch, match=r'chunk_size 16 -> 32'):
+    runrecord.reuse_or_run(d, psm_main.run_config(cfg, 'psm', 32), compute)

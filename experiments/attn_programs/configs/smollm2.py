@@ -11,6 +11,7 @@ import ml_collections
 def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.seed = 0                      # Sentence shuffling and random baselines.
+  c.gguf = ''                     # Model file ('' = the pinned SmolLM2-135M-Instruct Q4_1 asset).
   c.corpus = 'lee'                # Sentences from the Lee news corpus (gensim-data asset).
   c.min_tokens = 10               # Shortest sentence kept (tokens).
   c.bucket = 40                   # Longest sentence kept; padded length of every forward pass.

@@ -10,9 +10,11 @@ Override any field on the command line, e.g. --config.total_steps=100 (unknown k
 
 import ml_collections
 
+from jaxlab.train import default_config
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
+  c = default_config()            # the trainer's keys (jaxlab/train/config.py); the values below differ or pin
   c.seed = 0                      # RNG seed: init, dropout and data order
   c.total_steps = 600             # optimiser updates
   c.batch_size = 32               # global batch (sequences), split over the data×fsdp mesh axes
@@ -27,7 +29,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.mesh = dict(data=-1, fsdp=1, tensor=1)  # mesh axis sizes; -1 takes the remaining devices
   c.sharding_rules = None         # logical→mesh rules; None uses jaxlab.train.mesh.DEFAULT_RULES
 
-  c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adamw"              # adamw | muon | sgd
   c.optimizer.learning_rate = 3e-3        # peak learning rate
   c.optimizer.schedule = "warmup_cosine"  # warmup_cosine | constant | linear

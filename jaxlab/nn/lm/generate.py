@@ -12,6 +12,12 @@ Outputs are fixed-shape so RL code can batch them: tokens [batch, max_new_tokens
 real generated tokens (the eos token itself included), per-token log-probabilities under the model
 (temperature 1, for policy-gradient losses) and lengths.
 
+Continuous tokens: `inputs_embeds` [batch, prompt_len, embed] with `embeds_mask` [batch, prompt_len]
+put vectors in place of the prompt's token embeddings at the masked positions (the ids there are
+ignored) during the prefill. `hooks` (jaxlab.interp.hooks interventions, e.g. a steering vector)
+apply to the prefill and to every decode step; their masks must broadcast to both (where=None, a
+[batch, 1] mask or a head mask), and captures are not returned (use jaxlab.interp.hooks.run).
+
 For RoPE models the KV cache is sized to prompt length + max_new_tokens (not config.max_len), which
 keeps each decode step's attention over a short cache.
 """
@@ -98,12 +104,13 @@ def _cache_model(model: DecoderLM, total_len: int) -> DecoderLM:
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'max_new_tokens'))
-def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_id, pad_id, stops, active, *,
-              max_new_tokens):
+def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_id, pad_id, stops, active,
+              inputs_embeds, embeds_mask, hooks, *, max_new_tokens):
   b = prompts.shape[0]
   cache = init_cache(model, b)
   logits, state = model.apply({'params': params, 'cache': cache}, prompts, padding=prompt_mask,
-                              decode=True, mutable=['cache'])
+                              decode=True, mutable=['cache'], inputs_embeds=inputs_embeds,
+                              embeds_mask=embeds_mask, hooks=hooks)
   last_logits = logits[:, -1]
 
   def cond(carry):
@@ -127,7 +134,7 @@ def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_
       stopped = jnp.logical_or(stopped, jnp.any(hit, axis=-1))
     done = jnp.logical_or(done, jnp.logical_and(live, stopped))
     logits, state = model.apply({'params': params, 'cache': cache}, tok[:, None], decode=True,
-                                mutable=['cache'])
+                                mutable=['cache'], hooks=hooks)
     return step + 1, state['cache'], logits[:, -1], done, rng, toks, mask, lps, recent
 
   carry = (jnp.int32(0), state['cache'], last_logits, jnp.logical_not(active), rng,
@@ -140,7 +147,9 @@ def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_
 def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array | None = None, *,
              max_new_tokens: int, rng: Array | None = None, temperature: float = 0.,
              top_p: float = 1., eos_id: int | None = None, pad_id: int = 0,
-             stop_sequences: Sequence[Sequence[int]] = (), active: Array | None = None) -> GenerateOutput:
+             stop_sequences: Sequence[Sequence[int]] = (), active: Array | None = None,
+             inputs_embeds: Array | None = None, embeds_mask: Array | None = None,
+             hooks: Any = None) -> GenerateOutput:
   """Samples continuations of a batch of left-padded prompts.
 
   Args:
@@ -157,6 +166,9 @@ def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array |
     stop_sequences: token-id sequences; a sequence is done once its last generated tokens equal one of
       them (the stop tokens are part of the output and of the mask).
     active: [batch] bool; False rows generate nothing (mask all False, length 0). Default: all True.
+    inputs_embeds: [batch, prompt_len, embed] continuous prompt inputs, used where `embeds_mask`.
+    embeds_mask: [batch, prompt_len] bool (default with inputs_embeds: every prompt position).
+    hooks: {site: hook} interventions applied at the prefill and at every step (see module docstring).
 
   Returns:
     GenerateOutput(tokens, mask, logprobs, lengths).
@@ -174,8 +186,12 @@ def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array |
   if prompt_mask is None:
     prompt_mask = jnp.ones(prompts.shape, jnp.bool_)
   rng = jax.random.key(0) if rng is None else rng
+  if any(getattr(h, 'capture', False) for h in (hooks or {}).values()):
+    raise ValueError('generate() does not return captures; run the model with jaxlab.interp.hooks.run.')
+  if inputs_embeds is not None and embeds_mask is None:
+    embeds_mask = jnp.ones(prompts.shape, jnp.bool_)
   cache_model = _cache_model(model, prompts.shape[1] + max_new_tokens)
   return _generate(cache_model, params, prompts, jnp.asarray(prompt_mask, jnp.bool_), rng,
                    jnp.float32(temperature), jnp.float32(top_p),
                    jnp.int32(-1 if eos_id is None else eos_id), jnp.int32(pad_id), stop_table(stop_sequences),
-                   active, max_new_tokens=max_new_tokens)
+                   active, inputs_embeds, embeds_mask, hooks, max_new_tokens=max_new_tokens)

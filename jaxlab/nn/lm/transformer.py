@@ -15,6 +15,16 @@ Positions: when `positions` is None they are computed from `padding` so that lef
 need no bookkeeping: each real token gets the count of real tokens before it (in decode mode plus
 `position_index`). Without padding this is arange(length) (plus the tokens already decoded). Pass
 `positions` explicitly to override (e.g. packed documents).
+
+Continuous tokens: `inputs_embeds` [batch, length, embed] with `embeds_mask` [batch, length] puts
+given vectors in place of the token embeddings at the masked positions (an image patch, a soft prompt,
+an explained activation), in training, scoring and generation (`jaxlab.nn.lm.generate`).
+
+Hooks: `hooks` maps site names to hooks (callables built by `jaxlab.interp.hooks`) that capture,
+replace or add to activations. The sites are 'embeddings' (the input embeddings), 'final_hidden' (the
+final norm's output) and per block `layers_{i}/` + one of `BLOCK_SITES` ('resid_pre', 'attn_out',
+'resid_mid', 'mlp_out', 'resid_post') or 'attn/z', 'attn/head_out' (per-head outputs before and after
+the output projection); `hook_sites(config)` lists them. With `hooks=None` nothing changes.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from jaxlab.nn.attention import Attention, causal_mask, combine_masks
+from jaxlab.nn.attention import Attention, apply_hook, causal_mask, combine_masks
 from jaxlab.nn.layers import Embed, FlatDense, LayerNorm, Mlp, RMSNorm
 
 Array = jax.Array
@@ -36,6 +46,9 @@ _MLPS = ('swiglu', 'gelu')
 _POSITIONS = ('rope', 'learned')
 _MIXERS = ('attention', 'linear_attention', 'retnet', 'gla', 'mamba', 'mamba2', 'mlstm', 'deltanet')
 # extend together with make_mixer; the affine mixers live in jaxlab.nn.psm.mixers.MIXERS.
+LM_SITES = ('embeddings', 'final_hidden')
+BLOCK_SITES = ('resid_pre', 'attn_out', 'resid_mid', 'mlp_out', 'resid_post')
+ATTENTION_SITES = ('z', 'head_out')  # under layers_{i}/attn/ (mixer='attention' only).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +201,33 @@ def make_mixer(config: TransformerConfig, name: str) -> nn.Module:
   raise ValueError(f'Unknown mixer {config.mixer!r}; expected one of {_MIXERS}.')
 
 
+def hook_sites(config: TransformerConfig) -> tuple[str, ...]:
+  """Every hook site name of DecoderLM(config), in forward order."""
+  attn = tuple(f'attn/{n}' for n in ATTENTION_SITES) if config.mixer == 'attention' else ()
+  per_layer = BLOCK_SITES[:1] + attn + BLOCK_SITES[1:]
+  return (LM_SITES[:1] + tuple(f'layers_{i}/{n}' for i in range(config.num_layers) for n in per_layer)
+          + LM_SITES[1:])
+
+
+def _layer_hooks(config: TransformerConfig, hooks: Any) -> list[dict[str, Any] | None]:
+  """Splits {site name: hook} into one {block site: hook, 'attn': {...}} (or None) per layer."""
+  unknown = set(hooks) - set(hook_sites(config))
+  if unknown:
+    raise ValueError(f'Unknown hook sites {sorted(unknown)}; see hook_sites(config), e.g. '
+                     f'{hook_sites(config)[:4]}.')
+  out: list[dict[str, Any] | None] = [None] * config.num_layers
+  for name, hook in hooks.items():
+    if not name.startswith('layers_'):
+      continue
+    layer, site = name.split('/', 1)
+    d = out[int(layer[len('layers_'):])] = out[int(layer[len('layers_'):])] or {}
+    if site.startswith('attn/'):
+      d.setdefault('attn', {})[site[len('attn/'):]] = hook
+    else:
+      d[site] = hook
+  return out
+
+
 class Block(nn.Module):
   """Pre-norm residual block: x + mixer(norm(x)), then x + mlp(norm(x))."""
   config: TransformerConfig
@@ -195,7 +235,7 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x: Array, mask: Array | None = None, positions: Array | None = None,
                deterministic: bool = True, decode: bool = False, padding: Array | None = None,
-               head_override: tuple[Array, Array] | None = None) -> Array:
+               head_override: tuple[Array, Array] | None = None, hooks: Any = None) -> Array:
     """Applies the block.
 
     Args:
@@ -206,20 +246,27 @@ class Block(nn.Module):
       decode: use the KV cache.
       padding: [batch, length] bool, False = padding token.
       head_override: (weights [batch, heads, length, kv_len], use [heads]) or None.
+      hooks: None or {site in BLOCK_SITES: hook, 'attn': {site in ATTENTION_SITES: hook}}.
 
     Returns:
       [batch, length, embed].
     """
     cfg = self.config
+    x = apply_hook(self, hooks, 'resid_pre', x)
+    mixer_hooks = {'hooks': hooks['attn']} if hooks and hooks.get('attn') else {}
     h = make_mixer(cfg, 'attn')(
         make_norm(cfg, 'attn_norm')(x), mask=mask, positions=positions, deterministic=deterministic,
-        decode=decode, padding=padding, head_override=head_override)
+        decode=decode, padding=padding, head_override=head_override, **mixer_hooks)
+    h = apply_hook(self, hooks, 'attn_out', h)
     x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
     x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+    x = apply_hook(self, hooks, 'resid_mid', x)
     h = Mlp(hidden_dim=cfg.resolved_mlp_dim, activation=cfg.mlp, use_bias=cfg.use_bias,
             dtype=cfg.compute_dtype, name='mlp')(make_norm(cfg, 'mlp_norm')(x), deterministic)
+    h = apply_hook(self, hooks, 'mlp_out', h)
     x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
-    return nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+    x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+    return apply_hook(self, hooks, 'resid_post', x)
 
 
 def positions_from_padding(padding: Array, offset: Array | int = 0) -> Array:
@@ -241,14 +288,17 @@ class DecoderLM(nn.Module):
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, tokens: Array, *, positions: Array | None = None, mask: Array | None = None,
-               deterministic: bool = True, decode: bool = False, padding: Array | None = None,
+  def __call__(self, tokens: Array | None, *, positions: Array | None = None,
+               mask: Array | None = None, deterministic: bool = True, decode: bool = False,
+               padding: Array | None = None,
                attention_overrides: Sequence[tuple[Array, Array] | None] | None = None,
-               return_hidden: bool = False) -> Array | tuple[Array, Array]:
+               return_hidden: bool = False, inputs_embeds: Array | None = None,
+               embeds_mask: Array | None = None, hooks: Any = None) -> Array | tuple[Array, Array]:
     """Computes next-token logits.
 
     Args:
-      tokens: [batch, length] int32 token ids.
+      tokens: [batch, length] int32 token ids; may be None when `inputs_embeds` fills every position
+        (not at init: the embedding table is created by a token lookup).
       positions: [batch, length] positions; default from `padding` (see module docstring).
       mask: extra bool mask ANDed with the causal mask, [batch|1, 1|heads, length, length]
         (document/packing masks); in decode mode [batch|1, 1|heads, length, max_len].
@@ -259,13 +309,24 @@ class DecoderLM(nn.Module):
       attention_overrides: None or a sequence of num_layers entries, each None or
         (weights [batch, heads, length, kv_len], use [heads] bool), forwarded as head_override.
       return_hidden: also return the final-norm hidden states.
+      inputs_embeds: [batch, length, embed] continuous inputs used in place of the token embeddings
+        where `embeds_mask` is True (the ids there are ignored); learned positions are still added.
+      embeds_mask: [batch, length] bool; None with `inputs_embeds` means every position.
+      hooks: None or {site name: hook} (see the module docstring and jaxlab.interp.hooks).
 
     Returns:
       logits [batch, length, vocab] float32, or (logits, hidden [batch, length, embed]) when
       return_hidden.
     """
     cfg = self.config
-    b, t = tokens.shape
+    if tokens is None and (inputs_embeds is None or embeds_mask is not None):
+      raise ValueError('tokens may be None only when inputs_embeds fills every position '
+                       '(embeds_mask=None).')
+    b, t = tokens.shape if tokens is not None else inputs_embeds.shape[:2]
+    if inputs_embeds is not None and inputs_embeds.shape != (b, t, cfg.embed_dim):
+      raise ValueError(f'inputs_embeds must be [batch, length, embed] = {(b, t, cfg.embed_dim)}, '
+                       f'got {inputs_embeds.shape}.')
+    layer_hooks = [None] * cfg.num_layers if not hooks else _layer_hooks(cfg, hooks)
     if attention_overrides is not None and len(attention_overrides) != cfg.num_layers:
       raise ValueError(f'attention_overrides needs {cfg.num_layers} entries, '
                        f'got {len(attention_overrides)}.')
@@ -281,7 +342,14 @@ class DecoderLM(nn.Module):
       positions = positions_from_padding(real, offset)
 
     embed = Embed(cfg.vocab_size, cfg.embed_dim, dtype=cfg.compute_dtype, name='embed')
-    x = embed(tokens)
+    if inputs_embeds is None:
+      x = embed(tokens)
+    elif tokens is None or embeds_mask is None:
+      x = inputs_embeds.astype(cfg.compute_dtype)
+    else:
+      x = jnp.where(jnp.asarray(embeds_mask, jnp.bool_)[..., None],
+                    inputs_embeds.astype(cfg.compute_dtype), embed(tokens))
+    x = apply_hook(self, hooks, 'embeddings', x)
     if cfg.pos == 'learned':
       x = x + Embed(cfg.max_len, cfg.embed_dim, dtype=cfg.compute_dtype, name='pos_embed')(
           positions.astype(jnp.int32))
@@ -298,9 +366,9 @@ class DecoderLM(nn.Module):
     for i in range(cfg.num_layers):
       x = block_cls(cfg, name=f'layers_{i}')(
           x, mask, positions, deterministic, decode, padding,
-          None if attention_overrides is None else attention_overrides[i])
+          None if attention_overrides is None else attention_overrides[i], layer_hooks[i])
 
-    hidden = make_norm(cfg, 'final_norm')(x)
+    hidden = apply_hook(self, hooks, 'final_hidden', make_norm(cfg, 'final_norm')(x))
     if cfg.tie_embeddings:
       logits = embed.attend(hidden)
     else:
