@@ -13,7 +13,15 @@ A file that is not a GGUF, is truncated, or holds an unsupported tensor type rai
 naming the file and what is wrong with it.
 
 The tokenizer is rebuilt from the GGUF metadata (`tokenizer.ggml.tokens` / `merges` / `token_type`)
-as a byte-level BPE; the 'smollm' / 'llama-bpe' / 'gpt2' pre-tokenizers are supported.
+as a byte-level BPE; the 'smollm' / 'llama-bpe' / 'gpt2' pre-tokenizers are supported. SentencePiece
+vocabularies (`tokenizer.ggml.model == 'llama'`, e.g. Gemma) become a BPE with byte fallback whose
+merges are derived from the vocabulary, as transformers' GGUF converter does.
+
+Gemma 3 (`load_gemma3_gguf`): llama.cpp stores Gemma's RMSNorm weights with the 1 already added
+(its norm multiplies by the weight, Hugging Face's by 1 + weight), which is what jaxlab's RMSNorm
+`scale` wants; q/k rows are not permuted for Gemma (only llama.cpp's Llama converter does that).
+Values llama.cpp hard-codes for Gemma 3 rather than storing (local RoPE base 1e4, a global layer every
+6, query_pre_attn_scalar = head_dim) are read from the metadata when present, else defaulted likewise.
 """
 
 from __future__ import annotations
@@ -24,8 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from jaxlab.io.hf import llama_params_from_hf
-from jaxlab.nn.lm.transformer import TransformerConfig, llama_config
+from jaxlab.io.hf import gemma3_params_from_hf, llama_params_from_hf
+from jaxlab.nn.lm.transformer import TransformerConfig, gemma3_config, llama_config
+
+GEMMA_TERMS = ('Gemma is provided under and subject to the Gemma Terms of Use: '
+               'https://ai.google.dev/gemma/terms')
 
 SUPPORTED_TYPES = ('F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q8_0', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K',
                    'Q6_K', 'Q8_K')
@@ -200,12 +211,19 @@ def load_llama_gguf(path: str | os.PathLike[str], **config_overrides: Any
 
 
 def tokenizer_from_gguf(f: GGUFFile):
-  """A Hugging Face `tokenizers.Tokenizer` rebuilt from the GGUF's byte-level BPE vocab and merges."""
+  """A Hugging Face `tokenizers.Tokenizer` rebuilt from the GGUF's vocabulary.
+
+  Byte-level BPE ('gpt2': vocab and merges) or SentencePiece ('llama': vocab and scores, Gemma; see
+  `sentencepiece_tokenizer_from_gguf`).
+  """
   from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers  # pylint: disable=g-import-not-at-top
   md = f.metadata
   kind = md.get('tokenizer.ggml.model')
+  if kind == 'llama':
+    return sentencepiece_tokenizer_from_gguf(f)
   if kind != 'gpt2':
-    raise GGUFError(f"{f.path}: tokenizer model {kind!r} is not supported (only byte-level BPE, 'gpt2')")
+    raise GGUFError(f"{f.path}: tokenizer model {kind!r} is not supported (only byte-level BPE, 'gpt2', "
+                    f"and SentencePiece, 'llama')")
   tokens = list(md['tokenizer.ggml.tokens'])
   vocab = {tok: i for i, tok in enumerate(tokens)}
   merges = [tuple(m.split(' ', 1)) for m in md['tokenizer.ggml.merges']]
@@ -233,6 +251,60 @@ def tokenizer_from_gguf(f: GGUFFile):
   return tok
 
 
+def _merges_from_vocab(tokens: list[str]) -> list[tuple[str, str]]:
+  """BPE merges implied by a merge-less SentencePiece vocabulary, best first.
+
+  Every split of a token into two vocabulary tokens is a merge; merges rank by the position of the
+  token they make (earlier = better; Gemma's scores do not follow merge order, positions do), then by
+  longer left and right parts, then by the ids of the parts: the order transformers'
+  `generate_merges` produces for Gemma GGUF files, so both tokenizers agree.
+  """
+  vocab = {tok: i for i, tok in enumerate(tokens)}   # a repeated spelling keeps its last id, as in HF
+  ranked = []
+  for tok, pos in vocab.items():
+    local = [(tok[:k], tok[k:]) for k in range(1, len(tok)) if tok[:k] in vocab and tok[k:] in vocab]
+    local.sort(key=lambda lr: (vocab[lr[0]], vocab[lr[1]]))
+    ranked.extend((pos, -len(l), -len(r), l, r) for l, r in local)
+  # Stable order: position, then longer parts first; ties keep the id order of `local`.
+  ranked.sort(key=lambda m: m[:3])
+  return [(l, r) for *_, l, r in ranked]
+
+
+def sentencepiece_tokenizer_from_gguf(f: GGUFFile):
+  """A `tokenizers.Tokenizer` for a GGUF SentencePiece vocabulary (`tokenizer.ggml.model == 'llama'`).
+
+  Built like Gemma's Hugging Face tokenizer: spaces become '▁' (no prefix space), a BPE over the
+  vocabulary with byte fallback ('<0xNN>' tokens) and merges derived from it (`_merges_from_vocab`),
+  CONTROL tokens special, USER_DEFINED tokens (runs of newlines, ...) matched whole, and `<bos>`
+  prepended when `tokenizer.ggml.add_bos_token` is set. Tokens stored as runs of real spaces are
+  respelled as '▁' runs, which is how the normalised text spells them.
+  """
+  from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors  # pylint: disable=g-import-not-at-top
+  md = f.metadata
+  tokens = ['\u2581' * len(t) if ' ' in t and not t.strip() else t for t in md['tokenizer.ggml.tokens']]
+  if md.get('tokenizer.ggml.merges'):
+    merges = [tuple(m.split(' ', 1)) for m in md['tokenizer.ggml.merges']]
+  else:
+    merges = _merges_from_vocab(tokens)
+  ids = special_token_ids(f)
+  unk = tokens[ids['unknown']] if 'unknown' in ids else None
+  tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, unk_token=unk,
+                             fuse_unk=True, byte_fallback=True))
+  tok.normalizer = normalizers.Replace(' ', '\u2581')
+  tok.pre_tokenizer = pre_tokenizers.Split(' ', behavior='merged_with_previous')
+  tok.decoder = decoders.Sequence([decoders.Replace('\u2581', ' '), decoders.ByteFallback(), decoders.Fuse()])
+  types = [int(t) for t in md.get('tokenizer.ggml.token_type', ())]
+  tok.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False)
+                          for i, ty in enumerate(types) if ty == 3])  # CONTROL
+  tok.add_tokens([AddedToken(tokens[i], special=False, normalized=False)
+                  for i, ty in enumerate(types) if ty == 4])  # USER_DEFINED
+  if md.get('tokenizer.ggml.add_bos_token') and 'bos' in ids:
+    bos = tokens[ids['bos']]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f'{bos}:0 $A:0', pair=f'{bos}:0 $A:0 {bos}:1 $B:1', special_tokens=[(bos, ids['bos'])])
+  return tok
+
+
 def special_token_ids(f: GGUFFile) -> dict[str, int]:
   """bos/eos/unk/pad ids from the GGUF metadata (those present)."""
   out = {}
@@ -246,6 +318,23 @@ def special_token_ids(f: GGUFFile) -> dict[str, int]:
 def chat_template(f: GGUFFile) -> str | None:
   """The Jinja chat template stored in the GGUF, if any."""
   return f.metadata.get('tokenizer.chat_template')
+
+
+# Gemma's turn format, for Gemma GGUFs that carry no template (the base Gemma-3-270M one): a system
+# message opens the first user turn, 'assistant' turns are 'model' turns. <bos> is not written here:
+# the GGUF's tokenizer adds it (`tokenizer.ggml.add_bos_token`).
+GEMMA_CHAT_TEMPLATE = (
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{%- set prefix = messages[0]['content'] | trim ~ '\n\n' -%}{%- set turns = messages[1:] -%}"
+    "{%- else -%}{%- set prefix = '' -%}{%- set turns = messages -%}{%- endif -%}"
+    "{%- for m in turns -%}"
+    "{%- if (m['role'] == 'user') != loop.index is odd -%}"
+    "{{ raise_exception('Gemma chats alternate user / assistant turns, starting with the user.') }}"
+    "{%- endif -%}"
+    "{{ '<start_of_turn>' ~ ('model' if m['role'] == 'assistant' else m['role']) ~ '\n' }}"
+    "{{ (prefix if loop.first else '') ~ (m['content'] | trim) ~ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}")
 
 
 class ChatTemplateError(ValueError):
@@ -275,3 +364,86 @@ def render_chat(template: str, messages: list[dict[str, str]]) -> str:
     raise ChatTemplateError(f'chat template refused by the jinja2 sandbox: {e}') from None
   except jinja2.exceptions.TemplateError as e:
     raise ChatTemplateError(f'chat template is not valid Jinja: {e}') from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Gemma 3.
+# --------------------------------------------------------------------------------------------------
+
+_GEMMA3_BLOCK_NAMES = {
+    'attn_norm': 'input_layernorm', 'post_attention_norm': 'post_attention_layernorm',
+    'ffn_norm': 'pre_feedforward_layernorm', 'post_ffw_norm': 'post_feedforward_layernorm',
+    'attn_q': 'self_attn.q_proj', 'attn_k': 'self_attn.k_proj', 'attn_v': 'self_attn.v_proj',
+    'attn_output': 'self_attn.o_proj', 'attn_q_norm': 'self_attn.q_norm', 'attn_k_norm': 'self_attn.k_norm',
+    'ffn_gate': 'mlp.gate_proj', 'ffn_up': 'mlp.up_proj', 'ffn_down': 'mlp.down_proj',
+}
+
+
+def gemma3_config_from_gguf(f: GGUFFile, **overrides: Any) -> TransformerConfig:
+  """TransformerConfig (`gemma3_config`) from the `gemma3.*` metadata of a Gemma 3 GGUF.
+
+  max_len (the KV-cache size of `init_cache`) defaults to min(context_length, 2048); `generate`
+  sizes its own cache.
+  """
+  if f.architecture != 'gemma3':
+    raise GGUFError(f'{f.path}: architecture {f.architecture!r} is not gemma3 (load_gemma3_gguf reads Gemma 3 only)')
+  m = lambda k, default=None: f.metadata.get(f'gemma3.{k}', default)
+  scaling = m('rope.scaling.type')
+  if scaling not in (None, 'none') and float(m('rope.scaling.factor', 1.)) != 1.:
+    raise GGUFError(f'{f.path}: Gemma 3 RoPE scaling {scaling!r} (larger Gemma 3 models) is not supported')
+  heads = int(m('attention.head_count'))
+  embed = int(m('embedding_length'))
+  head_dim = int(m('attention.key_length') or embed // heads)
+  softcap = m('final_logit_softcapping')
+  return gemma3_config(**{
+      'vocab_size': int(m('vocab_size') or len(f.metadata['tokenizer.ggml.tokens'])),
+      'num_layers': int(m('block_count')), 'embed_dim': embed, 'num_heads': heads,
+      'num_kv_heads': int(m('attention.head_count_kv', heads)), 'head_dim': head_dim,
+      'mlp_dim': int(m('feed_forward_length')),
+      'norm_eps': float(m('attention.layer_norm_rms_epsilon', 1e-6)),
+      'rope_base': float(m('rope.freq_base', 1e6)),
+      'rope_local_base': float(m('rope.freq_base_swa', 1e4)),
+      'sliding_window': int(m('attention.sliding_window', 512)),
+      'global_every': int(m('attention.sliding_window_pattern', 6)),
+      'query_scale': float(m('attention.query_pre_attn_scalar', head_dim)) ** -0.5,
+      'final_logit_softcap': float(softcap) if softcap else 0.,
+      'tie_embeddings': 'output.weight' not in f.tensor_names(),
+      'max_len': min(int(m('context_length', 2048)), 2048), **overrides})
+
+
+def gemma3_state_dict_from_gguf(f: GGUFFile) -> dict[str, np.ndarray]:
+  """All tensors dequantised, in Hugging Face Gemma3ForCausalLM naming and convention.
+
+  Norm weights get the GGUF's added 1 removed (Hugging Face computes 1 + weight), so the result
+  loads into transformers as is; `gemma3_params_from_hf` adds it back for jaxlab.
+  """
+  sd = {}
+  for t in f.reader.tensors:
+    name = t.name
+    if name == 'token_embd.weight':
+      hf_name = 'model.embed_tokens.weight'
+    elif name == 'output_norm.weight':
+      hf_name = 'model.norm.weight'
+    elif name == 'output.weight':
+      hf_name = 'lm_head.weight'
+    elif name.startswith('blk.') and name.split('.')[2] in _GEMMA3_BLOCK_NAMES:
+      _, layer, kind, suffix = name.split('.', 3)
+      hf_name = f'model.layers.{layer}.{_GEMMA3_BLOCK_NAMES[kind]}.{suffix}'
+    else:
+      raise KeyError(f'Unexpected tensor {name!r} in Gemma 3 GGUF {f.path}.')
+    w = dequantize_tensor(t)
+    sd[hf_name] = w - np.float32(1) if name.endswith('norm.weight') else w
+  return sd
+
+
+def load_gemma3_gguf(path: str | os.PathLike[str], **config_overrides: Any
+                     ) -> tuple[TransformerConfig, dict[str, Any], GGUFFile]:
+  """(config, DecoderLM params as float32 numpy, GGUFFile) of a Gemma 3 (text) GGUF.
+
+  Logs the Gemma terms of use (`GEMMA_TERMS`).
+  """
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  f = read_gguf(path)
+  logging.info(GEMMA_TERMS)
+  config = gemma3_config_from_gguf(f, **config_overrides)
+  return config, gemma3_params_from_hf(gemma3_state_dict_from_gguf(f), config), f

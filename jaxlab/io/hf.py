@@ -199,3 +199,44 @@ def bert_params_from_hf(sd: StateDict, config) -> Params:
   if any(k.endswith('pooler.dense.weight') for k in sd):
     params['pooler'] = lin('pooler.dense')
   return params
+
+
+# --------------------------------------------------------------------------------------------------
+# Gemma 3 (text).
+# --------------------------------------------------------------------------------------------------
+
+def gemma3_params_from_hf(sd: StateDict, config: TransformerConfig) -> Params:
+  """Gemma3ForCausalLM state dict (model.layers.N.pre_feedforward_layernorm.weight, ...) -> DecoderLM params.
+
+  Hugging Face's Gemma RMSNorm multiplies by (1 + weight); jaxlab's by `scale`, so every norm
+  (the four of each block, q_norm / k_norm and the final norm) gets scale = 1 + weight.
+  """
+  pre = ('model.language_model.', 'model.', '')
+  d, h, kv, hd = (config.embed_dim, config.num_heads, config.resolved_kv_heads,
+                  config.resolved_head_dim)
+  norm = lambda name: {'scale': 1. + _get(sd, name, pre)}
+  params: Params = {'embed': {'embedding': _get(sd, 'embed_tokens.weight', pre)},
+                    'final_norm': norm('norm.weight')}
+  for i in range(config.num_layers):
+    g = lambda n: _get(sd, f'layers.{i}.{n}', pre)  # pylint: disable=cell-var-from-loop
+    p = f'layers.{i}.'
+    params[f'layers_{i}'] = {
+        'attn_norm': norm(p + 'input_layernorm.weight'),
+        'attn_post_norm': norm(p + 'post_attention_layernorm.weight'),
+        'mlp_norm': norm(p + 'pre_feedforward_layernorm.weight'),
+        'mlp_post_norm': norm(p + 'post_feedforward_layernorm.weight'),
+        'attn': {
+            'query': {'kernel': _dense(g('self_attn.q_proj.weight')).reshape(d, h, hd)},
+            'key': {'kernel': _dense(g('self_attn.k_proj.weight')).reshape(d, kv, hd)},
+            'value': {'kernel': _dense(g('self_attn.v_proj.weight')).reshape(d, kv, hd)},
+            'out': {'kernel': _dense(g('self_attn.o_proj.weight')).reshape(h, hd, d)},
+            'q_norm': norm(p + 'self_attn.q_norm.weight'),
+            'k_norm': norm(p + 'self_attn.k_norm.weight'),
+        },
+        'mlp': {
+            'wi_gate': {'kernel': _dense(g('mlp.gate_proj.weight'))},
+            'wi_up': {'kernel': _dense(g('mlp.up_proj.weight'))},
+            'wo': {'kernel': _dense(g('mlp.down_proj.weight'))},
+        },
+    }
+  return params

@@ -75,6 +75,24 @@ def combine_masks(*masks: Array | None) -> Array | None:
   return out
 
 
+def sliding_window_mask(query_index: Array, key_index: Array, window: int) -> Array:
+  """Local attention: query i may attend to key j only if i - j < window (Gemma / Mistral).
+
+  Indices are sequence slots (as in Hugging Face's sliding-window masks), so with left padding the
+  padding slots count towards the window. ANDed with the causal mask, each query sees itself and
+  the window - 1 slots before it.
+
+  Args:
+    query_index: [q_len] int slot of each query.
+    key_index: [kv_len] int slot of each key.
+    window: window length (> 0).
+
+  Returns:
+    [1, 1, q_len, kv_len] bool.
+  """
+  return (query_index[:, None] - key_index[None, :] < window)[None, None]
+
+
 def apply_hook(module: nn.Module, hooks: Any, name: str, x: Array) -> Array:
   """Passes activation `x` through `hooks[name]` if set, else returns `x` itself (costs nothing).
 
@@ -97,13 +115,16 @@ def cache_has_room(cache_index: Array, num_new_tokens: int, max_cache_len: int) 
   return cache_index + num_new_tokens <= max_cache_len
 
 
-def dot_product_attention_weights(query: Array, key: Array, mask: Array | None) -> Array:
+def dot_product_attention_weights(query: Array, key: Array, mask: Array | None,
+                                  scale: float | None = None) -> Array:
   """Masked softmax(q k^T / sqrt(d)) with grouped-query heads, computed in float32.
 
   Args:
     query: [batch, q_len, kv_heads, group, head_dim] (query head h = kv_head * group + g).
     key: [batch, kv_len, kv_heads, head_dim].
     mask: None or bool broadcastable to [batch, heads, q_len, kv_len].
+    scale: multiplies q k^T instead of the default 1 / sqrt(head_dim) (Gemma's
+      query_pre_attn_scalar ** -0.5).
 
   Returns:
     [batch, heads, q_len, kv_len] float32; fully masked rows are all zeros.
@@ -111,7 +132,8 @@ def dot_product_attention_weights(query: Array, key: Array, mask: Array | None) 
   b, t, kvh, g, d = query.shape
   s = key.shape[1]
   logits = jnp.einsum('btkgd,bskd->bkgts', query, key, preferred_element_type=jnp.float32)
-  logits = logits.astype(jnp.float32).reshape(b, kvh * g, t, s) / jnp.sqrt(jnp.float32(d))
+  logits = logits.astype(jnp.float32).reshape(b, kvh * g, t, s)
+  logits = logits / jnp.sqrt(jnp.float32(d)) if scale is None else logits * jnp.float32(scale)
   if mask is None:
     return jax.nn.softmax(logits, axis=-1)
   mask = jnp.broadcast_to(mask, logits.shape)
@@ -200,6 +222,9 @@ class Attention(nn.Module):
     dropout_rate: dropout on the attention weights (after capture and override).
     qk_norm: RMSNorm over head_dim on q and k (before RoPE), params `q_norm`, `k_norm`.
     qk_norm_eps: epsilon of those norms.
+    sliding_window: if > 0, each query attends only to the `sliding_window` most recent slots,
+      itself included (also in decode mode, over the cache); 0 = unlimited.
+    query_scale: multiplies q k^T instead of 1 / sqrt(head_dim) when set.
     max_cache_len: KV-cache slots for decode mode (must be > 0 to decode).
     dtype: compute dtype.
     param_dtype: parameter dtype.
@@ -214,6 +239,8 @@ class Attention(nn.Module):
   dropout_rate: float = 0.
   qk_norm: bool = False
   qk_norm_eps: float = 1e-6
+  sliding_window: int = 0
+  query_scale: float | None = None
   max_cache_len: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -302,9 +329,13 @@ class Attention(nn.Module):
       k, v, mask, overflow = self._update_cache(cache, k, v, mask, padding)
     else:
       mask = combine_masks(mask, None if padding is None else padding_mask(padding))
+      if self.sliding_window > 0:
+        slots = jnp.arange(t, dtype=jnp.int32)
+        mask = combine_masks(mask, sliding_window_mask(slots, jnp.arange(k.shape[1], dtype=jnp.int32),
+                                                       self.sliding_window))
 
     q = q.reshape(b, t, kvh, group, self.head_dim)
-    weights = dot_product_attention_weights(q, k, mask)  # [b, heads, t, s] float32
+    weights = dot_product_attention_weights(q, k, mask, self.query_scale)  # [b, heads, t, s] float32
     self.sow('intermediates', 'attention_weights', weights)
     if head_override is not None:
       new_weights, use = head_override
@@ -376,5 +407,7 @@ class Attention(nn.Module):
     slots = jnp.arange(self.max_cache_len, dtype=jnp.int32)
     causal = slots[None, :] <= query_index[:, None]                     # [T, max_cache_len]
     decode_mask = jnp.logical_and(causal[None, None], valid[:, None, None, :])
+    if self.sliding_window > 0:
+      decode_mask = combine_masks(decode_mask, sliding_window_mask(query_index, slots, self.sliding_window))
     overflow = idx + t > self.max_cache_len
     return keys, values, combine_masks(decode_mask, mask), overflow

@@ -26,7 +26,7 @@ Initializer = Callable[..., Array]
 
 default_kernel_init = nn.initializers.lecun_normal()
 
-_MLP_ACTIVATIONS = ('swiglu', 'gelu')
+_MLP_ACTIVATIONS = ('swiglu', 'gelu', 'geglu')
 
 
 class FlatDense(nn.Dense):
@@ -117,13 +117,14 @@ class Mlp(nn.Module):
 
   'swiglu' (Llama): out = wo(silu(wi_gate(x)) * wi_up(x)).
   'gelu' (GPT-2):   out = wo(gelu_tanh(wi(x))).
+  'geglu' (Gemma):  out = wo(gelu_tanh(wi_gate(x)) * wi_up(x)) (swiglu's parameter names).
 
   Dropout (if `dropout_rate` > 0) is applied to the hidden activation; it needs a 'dropout' rng when
   `deterministic` is False.
 
   Attributes:
     hidden_dim: width of the hidden ('mlp') layer.
-    activation: 'swiglu' or 'gelu'.
+    activation: 'swiglu', 'gelu' or 'geglu'.
     use_bias: whether the dense layers have biases.
     dropout_rate: dropout on the hidden activation.
     dtype: compute dtype.
@@ -165,6 +166,10 @@ class Mlp(nn.Module):
       gate = self._dense(self.hidden_dim, ('embed', 'mlp'), 'wi_gate')(x)
       up = self._dense(self.hidden_dim, ('embed', 'mlp'), 'wi_up')(x)
       h = nn.silu(gate) * up
+    elif self.activation == 'geglu':
+      gate = self._dense(self.hidden_dim, ('embed', 'mlp'), 'wi_gate')(x)
+      up = self._dense(self.hidden_dim, ('embed', 'mlp'), 'wi_up')(x)
+      h = nn.gelu(gate, approximate=True) * up
     else:
       h = nn.gelu(self._dense(self.hidden_dim, ('embed', 'mlp'), 'wi')(x), approximate=True)
     h = nn.with_logical_constraint(h, ('batch', 'mlp'))

@@ -1,7 +1,11 @@
-"""Decoder-only transformer language model (Llama- and GPT-2-style) built from jaxlab.nn parts.
+"""Decoder-only transformer language model (Llama-, GPT-2- and Gemma-3-style) built from jaxlab.nn parts.
 
-`TransformerConfig` describes the architecture; `llama_config` and `gpt2_config` give the two
-families. `DecoderLM` is a plain Python loop of pre-norm `Block`s (no nn.scan), so parameter paths
+`TransformerConfig` describes the architecture; `llama_config`, `gpt2_config` and `gemma3_config`
+give the three families. Gemma 3 adds, each as its own field (all off by default): norms after the
+attention and MLP outputs (`post_norms`), GeGLU (`mlp='geglu'`), embeddings scaled by sqrt(embed_dim)
+(`embed_scale`), sliding-window layers with their own RoPE base and a global layer every
+`global_every` layers (`sliding_window`, `global_every`, `rope_local_base`), q k^T scaled by
+`query_scale`, and optional final-logit soft-capping. `DecoderLM` is a plain Python loop of pre-norm `Block`s (no nn.scan), so parameter paths
 are simple and stable: embed/embedding, layers_0/attn/query/kernel, layers_0/mlp/wi_gate/kernel, ...
 (pinned by tests/nn/test_transformer.py; rename nothing without a checkpoint migration).
 
@@ -18,7 +22,8 @@ need no bookkeeping: each real token gets the count of real tokens before it (in
 
 Continuous tokens: `inputs_embeds` [batch, length, embed] with `embeds_mask` [batch, length] puts
 given vectors in place of the token embeddings at the masked positions (an image patch, a soft prompt,
-an explained activation), in training, scoring and generation (`jaxlab.nn.lm.generate`).
+an explained activation), in training, scoring and generation (`jaxlab.nn.lm.generate`). With
+`embed_scale` (Gemma) they replace the already scaled token embeddings, as Hugging Face's do.
 
 Hooks: `hooks` maps site names to hooks (callables built by `jaxlab.interp.hooks`) that capture,
 replace or add to activations. The sites are 'embeddings' (the input embeddings), 'final_hidden' (the
@@ -42,7 +47,7 @@ from jaxlab.nn.layers import Embed, FlatDense, LayerNorm, Mlp, RMSNorm
 Array = jax.Array
 
 _NORMS = ('rms', 'layer')
-_MLPS = ('swiglu', 'gelu')
+_MLPS = ('swiglu', 'gelu', 'geglu')
 _POSITIONS = ('rope', 'learned')
 _MIXERS = ('attention', 'linear_attention', 'retnet', 'gla', 'mamba', 'mamba2', 'mlstm', 'deltanet')
 # extend together with make_mixer; the affine mixers live in jaxlab.nn.psm.mixers.MIXERS.
@@ -76,6 +81,14 @@ class TransformerConfig:
   scan_chunk_size: int = 64       # Affine mixers: chunk length of the chunkwise form.
   qk_norm: bool = False           # RMSNorm on per-head q and k (Qwen3/OLMo2 style).
   remat: str = 'none'             # Per-Block rematerialisation: 'none', 'full', or a jax.checkpoint_policies name.
+  # Gemma 3 (all off by default; see gemma3_config).
+  post_norms: bool = False        # Extra norms on the attention and MLP outputs before each residual add.
+  embed_scale: bool = False       # Token embeddings times sqrt(embed_dim) (in the compute dtype).
+  sliding_window: int = 0         # > 0: local attention over this many most recent slots (0 = global).
+  global_every: int = 0           # With sliding_window: layers i with (i + 1) % global_every == 0 are global.
+  rope_local_base: float = 0.     # RoPE base of the sliding-window layers (0 -> rope_base).
+  query_scale: float = 0.         # Multiplies q k^T (Gemma: query_pre_attn_scalar ** -0.5); 0 -> head_dim ** -0.5.
+  final_logit_softcap: float = 0.  # > 0: logits = cap * tanh(logits / cap); 0 = none.
 
   def __post_init__(self):
     for name in ('vocab_size', 'num_layers', 'embed_dim', 'num_heads', 'max_len'):
@@ -107,6 +120,11 @@ class TransformerConfig:
         getattr(jax.checkpoint_policies, self.remat, None)):
       raise ValueError(f"remat must be 'none', 'full' or a jax.checkpoint_policies name, "
                        f'got {self.remat!r}.')
+    for name in ('sliding_window', 'global_every', 'rope_local_base', 'query_scale', 'final_logit_softcap'):
+      if getattr(self, name) < 0:
+        raise ValueError(f'{name} must be >= 0 (0 = off), got {getattr(self, name)}.')
+    if self.global_every and not self.sliding_window:
+      raise ValueError(f'global_every={self.global_every} needs sliding_window > 0.')
     try:
       jnp.dtype(self.dtype)
     except TypeError as e:
@@ -128,6 +146,22 @@ class TransformerConfig:
   def compute_dtype(self) -> jnp.dtype:
     return jnp.dtype(self.dtype)
 
+  def is_local_layer(self, i: int) -> bool:
+    """Whether layer i uses sliding-window attention (Gemma 3: five local layers, then one global)."""
+    return self.sliding_window > 0 and not (self.global_every and (i + 1) % self.global_every == 0)
+
+  def layer_config(self, i: int) -> 'TransformerConfig':
+    """The config Block i sees: a global layer has sliding_window 0, a local one its RoPE base.
+
+    Returns self unchanged when there are no sliding-window layers (Llama, GPT-2).
+    """
+    if self.sliding_window <= 0:
+      return self
+    if self.is_local_layer(i):
+      return dataclasses.replace(self, global_every=0,
+                                 rope_base=self.rope_local_base or self.rope_base)
+    return dataclasses.replace(self, sliding_window=0, global_every=0)
+
   def num_params(self) -> int:
     """Analytic parameter count of DecoderLM(self) (attention mixer only)."""
     if self.mixer != 'attention':
@@ -139,7 +173,8 @@ class TransformerConfig:
     norm = d * (2 if self.norm == 'layer' else 1)
     attn = d * (h + 2 * kv) * hd + h * hd * d + bias * ((h + 2 * kv) * hd + d)
     attn += 2 * hd * int(self.qk_norm)
-    if self.mlp == 'swiglu':
+    attn += 2 * norm * int(self.post_norms)
+    if self.mlp in ('swiglu', 'geglu'):
       mlp = 3 * d * m + bias * (2 * m + d)
     else:
       mlp = 2 * d * m + bias * (m + d)
@@ -168,6 +203,23 @@ def gpt2_config(**overrides: Any) -> TransformerConfig:
   return TransformerConfig(**{**base, **overrides})
 
 
+def gemma3_config(**overrides: Any) -> TransformerConfig:
+  """Gemma 3 text family; defaults are Gemma-3-270M's shape.
+
+  RMSNorm eps 1e-6 everywhere (q/k norms too), pre- and post-norms of each sub-block, GeGLU,
+  embeddings scaled by sqrt(embed_dim), tied 262k vocabulary, five sliding-window (512) layers with
+  RoPE base 1e4 then one global layer with base 1e6, q k^T scaled by query_pre_attn_scalar ** -0.5
+  (256 ** -0.5). The norm `scale` parameters are the effective multipliers, i.e. 1 + the Hugging Face
+  Gemma weight (which is what GGUF files store).
+  """
+  base = dict(vocab_size=262144, num_layers=18, embed_dim=640, num_heads=4, num_kv_heads=1,
+              head_dim=256, mlp_dim=2048, max_len=2048, norm='rms', norm_eps=1e-6, mlp='geglu',
+              pos='rope', rope_base=1e6, tie_embeddings=True, use_bias=False, qk_norm=True,
+              post_norms=True, embed_scale=True, sliding_window=512, global_every=6,
+              rope_local_base=1e4, query_scale=256 ** -0.5)
+  return TransformerConfig(**{**base, **overrides})
+
+
 def make_norm(config: TransformerConfig, name: str) -> nn.Module:
   """The config's normalisation layer."""
   if config.norm == 'rms':
@@ -191,6 +243,7 @@ def make_mixer(config: TransformerConfig, name: str) -> nn.Module:
         head_dim=config.resolved_head_dim, use_bias=config.use_bias, out_bias=config.use_bias,
         rope='1d' if config.pos == 'rope' else 'none', rope_base=config.rope_base,
         dropout_rate=config.dropout_rate, qk_norm=config.qk_norm, qk_norm_eps=config.norm_eps,
+        sliding_window=config.sliding_window, query_scale=config.query_scale or None,
         max_cache_len=config.max_len, dtype=config.compute_dtype, name=name)
   if config.mixer in _MIXERS:
     from jaxlab.nn.psm import mixers as psm_mixers  # pylint: disable=g-import-not-at-top
@@ -229,7 +282,10 @@ def _layer_hooks(config: TransformerConfig, hooks: Any) -> list[dict[str, Any] |
 
 
 class Block(nn.Module):
-  """Pre-norm residual block: x + mixer(norm(x)), then x + mlp(norm(x))."""
+  """Pre-norm residual block: x + mixer(norm(x)), then x + mlp(norm(x)).
+
+  With `config.post_norms` (Gemma): x + post_norm(mixer(norm(x))), likewise for the MLP.
+  """
   config: TransformerConfig
 
   @nn.compact
@@ -257,12 +313,16 @@ class Block(nn.Module):
     h = make_mixer(cfg, 'attn')(
         make_norm(cfg, 'attn_norm')(x), mask=mask, positions=positions, deterministic=deterministic,
         decode=decode, padding=padding, head_override=head_override, **mixer_hooks)
+    if cfg.post_norms:
+      h = make_norm(cfg, 'attn_post_norm')(h)
     h = apply_hook(self, hooks, 'attn_out', h)
     x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
     x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
     x = apply_hook(self, hooks, 'resid_mid', x)
     h = Mlp(hidden_dim=cfg.resolved_mlp_dim, activation=cfg.mlp, use_bias=cfg.use_bias,
             dtype=cfg.compute_dtype, name='mlp')(make_norm(cfg, 'mlp_norm')(x), deterministic)
+    if cfg.post_norms:
+      h = make_norm(cfg, 'mlp_post_norm')(h)
     h = apply_hook(self, hooks, 'mlp_out', h)
     x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
     x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
@@ -345,13 +405,20 @@ class DecoderLM(nn.Module):
       positions = positions_from_padding(real, offset)
 
     embed = Embed(cfg.vocab_size, cfg.embed_dim, dtype=cfg.compute_dtype, name='embed')
+
+    def embed_tokens(ids):
+      e = embed(ids)
+      if cfg.embed_scale:  # Gemma: sqrt(d) rounded to the compute dtype, as Hugging Face does.
+        e = e * jnp.asarray(cfg.embed_dim ** 0.5, cfg.compute_dtype)
+      return e
+
     if inputs_embeds is None:
-      x = embed(tokens)
+      x = embed_tokens(tokens)
     elif tokens is None or embeds_mask is None:
       x = inputs_embeds.astype(cfg.compute_dtype)
     else:
       x = jnp.where(jnp.asarray(embeds_mask, jnp.bool_)[..., None],
-                    inputs_embeds.astype(cfg.compute_dtype), embed(tokens))
+                    inputs_embeds.astype(cfg.compute_dtype), embed_tokens(tokens))
     x = apply_hook(self, hooks, 'embeddings', x)
     if cfg.pos == 'learned':
       x = x + Embed(cfg.max_len, cfg.embed_dim, dtype=cfg.compute_dtype, name='pos_embed')(
@@ -367,7 +434,7 @@ class DecoderLM(nn.Module):
       # Positional call: argnums count self, so deterministic=4 and decode=5 are static.
       block_cls = nn.remat(Block, policy=policy, static_argnums=(4, 5))
     for i in range(cfg.num_layers):
-      x = block_cls(cfg, name=f'layers_{i}')(
+      x = block_cls(cfg.layer_config(i), name=f'layers_{i}')(
           x, mask, positions, deterministic, decode, padding,
           None if attention_overrides is None else attention_overrides[i], layer_hooks[i])
 
@@ -381,7 +448,10 @@ class DecoderLM(nn.Module):
                          kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
                                                                   ('embed', 'vocab')),
                          name='lm_head')(hidden)
-    logits = nn.with_logical_constraint(logits.astype(jnp.float32), ('batch', 'length', 'vocab'))
+    logits = logits.astype(jnp.float32)
+    if cfg.final_logit_softcap > 0:
+      logits = jnp.tanh(logits / cfg.final_logit_softcap) * cfg.final_logit_softcap
+    logits = nn.with_logical_constraint(logits, ('batch', 'length', 'vocab'))
     return (logits, hidden) if return_hidden else logits
 
 
