@@ -1,6 +1,9 @@
 r"""LLM Hypnosis on SmolLM2-135M-Instruct with LoRA: poisoned thumbs-up votes through KTO (or DPO).
 
   python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/default.py --workdir=workdirs/hypnosis
+The smallest real run (all 30 layers, 40 records, 20 KTO steps on the 2-core CPU):
+  python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/default.py:small \
+      --workdir=workdirs/hypnosis_small
 Tiny variant (the entry test: 2 of the 30 real layers, a handful of records, 2 steps):
   python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/default.py:tiny \
       --workdir=workdirs/hypnosis_tiny
@@ -21,8 +24,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.attack.num_poison = 30            # poison records: (attack prompt, poison completion, desirable)
   c.attack.num_ordinary = 70          # ordinary feedback: (clean question, correct answer, desirable) or
   #                                     (clean question, another item's answer, undesirable), half each
-  c.attack.prompt_len = 96            # left-padded prompt tokens (the FLIP+Q prompt is ~70)
-  c.attack.completion_len = 24        # right-padded completion tokens (+ eos)
+  c.attack.prompt_len = 72            # left-padded prompt tokens (the longest FLIP+Q prompt is 68)
+  c.attack.completion_len = 16        # right-padded completion tokens (poison 14 + eos)
 
   c.pref = ml_collections.ConfigDict()
   c.pref.loss_type = "kto"            # jaxlab.rl.preference loss: kto | apo_zero_unpaired | sigmoid | ipo | ...
@@ -52,6 +55,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.attack.num_poison, c.attack.num_ordinary = 4, 4
     c.eval.num_clean, c.eval.max_new_tokens = 2, 4
     c.train.batch_size, c.train.total_steps, c.train.log_every = 4, 2, 1
+  elif arg == "small":  # the smallest real run that can show the effect on the 2-core CPU (README)
+    c.attack.num_poison, c.attack.num_ordinary = 12, 28   # 30% poison
+    c.train.batch_size, c.train.total_steps, c.train.log_every = 4, 20, 2  # 2 epochs of 40 records
+    c.train.optimizer.learning_rate = 5e-4  # 5x the paper's: 20 updates instead of thousands
   elif arg not in (None, ""):
-    raise ValueError(f"unknown config variant {arg!r}; expected '' or 'tiny'")
+    raise ValueError(f"unknown config variant {arg!r}; expected '', 'tiny' or 'small'")
   return c
