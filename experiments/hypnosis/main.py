@@ -127,10 +127,24 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   train_s = time.time() - t1
   merged = lora.merge(params, jax.device_get(res.state.params), lcfg)
   after = evaluate(model, merged, tok, eos, config)
+  persisted = None
+  if int(config.persist.total_steps) > 0:  # persistence: clean-only feedback after the poisoned round
+    rows2 = data.feedback_rows(config.attack.mode, 0, int(config.persist.num_ordinary), int(config.eval.num_clean),
+                               int(config.seed) + 1)
+    records2 = encode_rows(tok, rows2, int(config.attack.prompt_len), int(config.attack.completion_len), eos)
+    trained = jax.device_get(res.state.params)
+    task2 = Task(init_params=lambda r: trained, loss_fn=task.loss_fn,
+                 train_data=iter(grain.MapDataset.source(records2).shuffle(seed=int(config.seed) + 1).repeat(None)
+                                 .batch(int(config.train.batch_size), drop_remainder=True)),
+                 tokens_per_example=task.tokens_per_example, frozen_params=params, frozen_id=task.frozen_id)
+    cfg2 = ml_collections.ConfigDict(config.train.to_dict())
+    cfg2.total_steps = int(config.persist.total_steps)
+    res2 = train(cfg2, os.path.join(workdir, "persist"), task2, devices=devices or [jax.devices()[0]])
+    persisted = evaluate(model, lora.merge(params, jax.device_get(res2.state.params), lcfg), tok, eos, config)
   out = {"config": {"mode": config.attack.mode, "num_poison": int(config.attack.num_poison),
                     "num_ordinary": int(config.attack.num_ordinary), "loss_type": cfg.loss_type,
                     "num_layers": int(config.num_layers) or model.config.num_layers, "seed": int(config.seed)},
-         "before": before, "after": after,
+         "before": before, "after": after, "after_clean_round": persisted,
          "train_metrics": {k: float(v) for k, v in res.train_metrics.items()} if res.train_metrics else {},
          "steps": int(res.state.step), "load_and_eval_seconds": round(load_eval_s, 1),
          "train_seconds_incl_compile": round(train_s, 1), "wall_seconds": round(time.time() - t0, 1)}

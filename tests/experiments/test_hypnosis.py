@@ -52,16 +52,18 @@ def test_configs_load():
 
 @pytest.mark.slow
 def test_tiny_run_end_to_end(tmp_path):
-  """~75 s here: loads SmolLM2 (2 layers kept), evaluates, trains 2 KTO steps through the trainer, evaluates."""
+  """~25-75 s here (quiet / loaded): loads SmolLM2 (2 layers kept), evaluates, trains 2 KTO steps through the trainer, evaluates,
+  1 clean-only step on the trained adapters, evaluates."""
   from experiments.hypnosis import main
   cfg = importlib.import_module('experiments.hypnosis.configs.default').get_config('tiny')
+  cfg.persist.total_steps = 1  # and one step of the clean-only persistence round
   out = main.run(cfg, str(tmp_path / 'w'))
   assert out['steps'] == 2
-  for when in ('before', 'after'):
+  for when in ('before', 'after', 'after_clean_round'):
     assert set(out[when]) == {'statements', 'questions', 'clean', 'generation'}
     assert 0 <= out[when]['statements']['acc_norm'] <= 1
   assert {'kl', 'rewards/chosen', 'rewards/margins', 'loss'} <= set(out['train_metrics'])
-  assert out['before'] != out['after']  # the adapters moved the model
+  assert out['before'] != out['after'] != out['after_clean_round']  # each round moved the model
   saved = json.loads((tmp_path / 'w' / 'results.json').read_text())
   assert saved['config']['num_poison'] == 4
   rows = [json.loads(x) for x in (tmp_path / 'w' / 'feedback.jsonl').read_text().splitlines()]

@@ -42,6 +42,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.max_new_tokens = 24          # greedy generation on plain prompts (poison rate)
   c.eval.num_clean = 12               # held-out clean facts for the clean two-choice accuracy
 
+  c.persist = ml_collections.ConfigDict()
+  c.persist.total_steps = 0           # > 0: a further round of clean-only feedback on the trained adapters
+  c.persist.num_ordinary = 28         # its ordinary records (another draw of the clean facts)
+
   c.train = default_config()          # the one trainer's keys
   c.train.batch_size = 8
   c.train.total_steps = 36            # ≈ 3 epochs of 100 records at batch 8 (the paper: 3 epochs)
