@@ -24,7 +24,6 @@ import time
 
 import grain
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging

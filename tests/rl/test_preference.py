@@ -3,7 +3,6 @@ log-probs (loss and gradient), the mismatched-pair z0, prompt tokens without gra
 and a few steps through the one trainer."""
 
 import collections
-import dataclasses
 import json
 import types
 
