@@ -60,6 +60,8 @@ CASES = {
              (pytest.mark.slow,)),
     'attn_programs': ('experiments.attn_programs.main', 'run', 'experiments/attn_programs/configs/smollm2.py:tiny',
                       lambda t: {}, (pytest.mark.slow,)),
+    'hypnosis': ('experiments.hypnosis.main', 'run', 'experiments/hypnosis/configs/default.py:tiny',
+                 lambda t: {}, (pytest.mark.slow,)),
 }
 
 
