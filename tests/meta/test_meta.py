@@ -39,6 +39,10 @@ def lm():
   return model, base
 
 
+_meta_grad = jax.jit(meta.meta_grad, static_argnums=0, static_argnames=('objective', 'mode'))
+_task_loss = jax.jit(meta.task_loss, static_argnums=(0, 4))
+
+
 def _mm(model, **kw):
   return meta.MetaModel(model, meta.InnerConfig(**{'eta': 0.05, **kw}))
 
@@ -67,12 +71,14 @@ def test_inner_step_is_a_manual_sgd_step(lm):
     logp = jax.nn.log_softmax(logits[:-1])
     return -sum(logp[t, task['context'][t + 1]] for t in range(TC - 2))  # the last token is masked
 
-  g = jax.grad(nll)(base)
+  nll = jax.jit(nll)
+  g = jax.jit(jax.grad(nll))(base)
   manual = jax.tree.map(lambda p, d: p - 0.05 * d, base, g)
-  _close(meta.inner_update(base, ctx, model=model, eta=0.05), manual, rtol=1e-5, atol=1e-6)
-  two = meta.inner_update(base, ctx, model=model, eta=0.05, steps=2)
-  _close(two, jax.tree.map(lambda p, d: p - 0.05 * d, manual, jax.grad(nll)(manual)), rtol=1e-5, atol=1e-6)
-  _close(meta.inner_update(base, ctx, model=model, eta=0.), base, rtol=0, atol=0)
+  step = jax.jit(meta.inner_update, static_argnames=('model', 'eta', 'steps'))
+  _close(step(base, ctx, model=model, eta=0.05), manual, rtol=1e-5, atol=1e-6)
+  two = step(base, ctx, model=model, eta=0.05, steps=2)
+  _close(two, jax.tree.map(lambda p, d: p - 0.05 * d, manual, jax.jit(jax.grad(nll))(manual)), rtol=1e-5, atol=1e-6)
+  _close(step(base, ctx, model=model, eta=0.), base, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize('objective', ['lc', 'lg'])
@@ -80,58 +86,63 @@ def test_second_order_equals_hvp_form_and_jvp(lm, objective):
   model, base = lm
   mm = _mm(model)
   task, theta = _task(1), _perturb(base)
-  loss2, g2 = meta.meta_grad(mm, theta, base, task, objective=objective, mode='second_order')
-  loss_h, gh = meta.meta_grad(mm, theta, base, task, objective=objective, mode='hvp')
+  loss2, g2 = _meta_grad(mm, theta, base, task, objective=objective, mode='second_order')
+  loss_h, gh = _meta_grad(mm, theta, base, task, objective=objective, mode='hvp')
   np.testing.assert_allclose(loss2, loss_h, rtol=1e-6)
   _close(g2, gh, rtol=2e-4, atol=2e-6)
   # a directional derivative by forward mode through the inner gradient (an independent AD path)
   v = _perturb(jax.tree.map(jnp.zeros_like, base), seed=9, std=1.)
-  _, jv = jax.jvp(lambda m: meta.task_loss(mm, m, base, task, objective), (theta,), (v,))
+  _, jv = jax.jit(lambda t, v: jax.jvp(lambda m: meta.task_loss(mm, m, base, task, objective), (t,), (v,)))(
+      theta, v)
   np.testing.assert_allclose(jv, _flat(g2) @ _flat(v), rtol=1e-4)
 
 
 def test_meta_gradient_matches_finite_differences(lm):
+  """Central differences of the stepped loss along a random direction (eta large enough for the Hessian term
+  to dominate: first order even has the wrong sign here)."""
   model, base = lm
-  mm = _mm(model)
+  mm = _mm(model, eta=0.05)
   task, theta = _task(2), _perturb(base)
   v = _perturb(jax.tree.map(jnp.zeros_like, base), seed=11, std=1.)
-  with jax.enable_x64(True):
-    th64, v64, b64 = (jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), t) for t in (theta, v, base))
-    f = lambda m: meta.task_loss(mm, m, b64, task, 'lc')
-    eps = 1e-4
-    fd = (f(jax.tree.map(lambda a, b: a + eps * b, th64, v64))
-          - f(jax.tree.map(lambda a, b: a - eps * b, th64, v64))) / (2 * eps)
-    _, g = meta.meta_grad(mm, th64, b64, task, objective='lc', mode='hvp')
-    np.testing.assert_allclose(_flat(g) @ _flat(v64), fd, rtol=1e-5)
+  f = jax.jit(lambda m: meta.task_loss(mm, m, base, task, 'lc'))
+  eps = 3e-4
+  fd = float(f(jax.tree.map(lambda a, b: a + eps * b, theta, v))
+             - f(jax.tree.map(lambda a, b: a - eps * b, theta, v))) / (2 * eps)
+  _, g2 = _meta_grad(mm, theta, base, task, objective='lc', mode='second_order')
+  _, gh = _meta_grad(mm, theta, base, task, objective='lc', mode='hvp')
+  _, g1 = _meta_grad(mm, theta, base, task, objective='lc', mode='first_order')
+  d2, dh, d1 = (float(_flat(g) @ _flat(v)) for g in (g2, gh, g1))
+  np.testing.assert_allclose([d2, dh], [fd, fd], rtol=3e-3)  # float32 central differences
+  assert abs(d1 - fd) > 0.5 * abs(fd)  # first order misses the Hessian term by far more
 
 
 def test_first_order_drops_the_hessian_term_and_eta_zero_has_none(lm):
   model, base = lm
   task, theta = _task(3), _perturb(base)
   mm = _mm(model)
-  state1 = mm.inner_update(theta, base, meta.objectives.context_of(task))
-  g_out = jax.grad(lambda s: meta.outer_loss(mm, s, base, task, 'lc'))(state1)
-  _, g1 = meta.meta_grad(mm, theta, base, task, mode='first_order')
-  _close(g1, g_out, rtol=1e-5, atol=1e-7)
-  _, g1b = meta.meta_grad(_mm(model, first_order=True), theta, base, task, mode='second_order')
-  _close(g1b, g_out, rtol=1e-5, atol=1e-7)
-  _, g2 = meta.meta_grad(mm, theta, base, task, mode='second_order')
+  state1 = jax.jit(mm.inner_update)(theta, base, meta.objectives.context_of(task))
+  g_out = jax.jit(jax.grad(lambda s: meta.outer_loss(mm, s, base, task, 'lc')))(state1)
+  _, g1 = _meta_grad(mm, theta, base, task, mode='first_order')
+  _close(g1, g_out)
+  _, g1b = _meta_grad(_mm(model, first_order=True), theta, base, task, mode='second_order')
+  _close(g1b, g_out)
+  _, g2 = _meta_grad(mm, theta, base, task, mode='second_order')
   assert np.abs(_flat(g2) - _flat(g1)).max() > 1e-4  # the Hessian term is there at eta > 0
   # eta = 0: the meta-gradient is the plain gradient of the outer loss at theta
   mm0 = _mm(model, eta=0.)
-  _, g0 = meta.meta_grad(mm0, theta, base, task, mode='second_order')
-  _close(g0, jax.grad(lambda s: meta.outer_loss(mm0, s, base, task, 'lc'))(theta), rtol=1e-6, atol=1e-8)
+  _, g0 = _meta_grad(mm0, theta, base, task, mode='second_order')
+  _close(g0, jax.jit(jax.grad(lambda s: meta.outer_loss(mm0, s, base, task, 'lc')))(theta))
 
 
 def test_teacher_is_the_frozen_base(lm):
   model, base = lm
   mm = _mm(model)
   task = _task(4)
-  # at meta = base the LC loss before any step is 0 only for identical inputs; the teacher ignores meta:
-  g_teacher = jax.grad(lambda b: jnp.sum(meta.teacher_logprobs(mm, b, task)))(base)
+  g_teacher = jax.jit(jax.grad(lambda b: jnp.sum(meta.teacher_logprobs(mm, b, task))))(base)
   assert np.abs(_flat(g_teacher)).max() == 0.
   # the loss depends on the base only through the teacher, whose gradient is stopped
-  g_base = jax.grad(lambda b: meta.task_loss(mm, _perturb(base), b, task, 'lc'))(base)
+  theta = _perturb(base)
+  g_base = jax.jit(jax.grad(lambda b: meta.task_loss(mm, theta, b, task, 'lc')))(base)
   assert np.abs(_flat(g_base)).max() == 0.
 
 
@@ -141,12 +152,12 @@ def test_subsets_move_only_their_leaves(lm, subset):
   mm = _mm(model, subset=subset, lora=lora.LoraConfig(rank=2, alpha=2., targets=('q', 'v', 'down')))
   task = _task(5)
   m = _perturb(mm.init_meta(jax.random.key(1), base), seed=2, std=0.1)
-  state = mm.state(m, base)
-  moved = mm.inner_update(m, base, meta.objectives.context_of(task))
+  state = jax.jit(mm.state)(m, base)
+  moved = jax.jit(mm.inner_update)(m, base, meta.objectives.context_of(task))
   assert jax.tree.structure(moved) == jax.tree.structure(state)
   if subset == 'lora':  # the inner step moves the adapters; the base is not an output at all
-    assert set(jax.tree.leaves(jax.tree.map(lambda x: x.shape, moved))) <= {(16, 2), (2, 16), (2, 2, 8),
-                                                                            (24, 2), (2, 16)}
+    names = {path[-1].key for path, _ in jax.tree_util.tree_leaves_with_path(moved)}
+    assert names == {'lora_a', 'lora_b'}
     assert not np.allclose(_flat(moved), _flat(state))
   else:  # rank-1: the inner step is full rank on theta0 + u v^T; the meta change is exactly rank 1
     for path, delta in jax.tree_util.tree_leaves_with_path(jax.tree.map(jnp.subtract, state, base)):
@@ -157,8 +168,8 @@ def test_subsets_move_only_their_leaves(lm, subset):
         assert s[0] > 0 and s[1] < 1e-5 * s[0], path
       else:
         assert not x.any(), path  # norms are not meta-parameterised
-  _, g2 = meta.meta_grad(mm, m, base, task, mode='second_order')
-  _, gh = meta.meta_grad(mm, m, base, task, mode='hvp')
+  _, g2 = _meta_grad(mm, m, base, task, mode='second_order')
+  _, gh = _meta_grad(mm, m, base, task, mode='hvp')
   assert jax.tree.structure(g2) == jax.tree.structure(m)
   _close(g2, gh, rtol=5e-4, atol=1e-6)
 
@@ -168,12 +179,12 @@ def test_meta_loss_scans_tasks_and_matches_the_mean_of_per_task_grads(lm):
   mm = _mm(model)
   tasks = [_task(s) for s in (6, 7, 8)]
   theta = _perturb(base)
-  loss, g = jax.value_and_grad(lambda m: meta.meta_loss(mm, m, base, _stack(tasks), mode='hvp'))(theta)
-  per = [meta.meta_grad(mm, theta, base, t, mode='second_order') for t in tasks]
+  loss, g = jax.jit(jax.value_and_grad(lambda m: meta.meta_loss(mm, m, base, _stack(tasks), mode='hvp')))(theta)
+  per = [_meta_grad(mm, theta, base, t, mode='second_order') for t in tasks]
   np.testing.assert_allclose(loss, np.mean([l for l, _ in per]), rtol=1e-5)
   _close(g, jax.tree.map(lambda *x: sum(x) / 3, *[g for _, g in per]), rtol=2e-4, atol=2e-6)
   loss_fn = meta.make_loss_fn(mm, mode='first_order')
-  (l2, aux), _ = jax.value_and_grad(loss_fn, has_aux=True)(theta, _stack(tasks), jax.random.key(0), base)
+  (l2, aux), _ = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(theta, _stack(tasks), jax.random.key(0), base)
   np.testing.assert_allclose(l2, loss, rtol=1e-6)
   assert set(aux) == {'meta_loss'}
 
@@ -182,10 +193,10 @@ def test_remat_on_and_off_identical(lm):
   model, base = lm
   mm, mm_r = _mm(model), _mm(DecoderLM(dataclasses.replace(CFG, remat='full')))
   task, theta = _task(9), _perturb(base)
-  l1, g1 = jax.jit(lambda m: meta.meta_grad(mm, m, base, task))(theta)
-  l2, g2 = jax.jit(lambda m: meta.meta_grad(mm_r, m, base, task))(theta)
+  l1, g1 = jax.jit(lambda m: _meta_grad(mm, m, base, task))(theta)
+  l2, g2 = jax.jit(lambda m: _meta_grad(mm_r, m, base, task))(theta)
   np.testing.assert_allclose(l1, l2, rtol=1e-6)
-  _close(g1, g2, rtol=1e-5, atol=1e-7)
+  _close(g1, g2)  # equal up to float32 reassociation (remat changes XLA's fusion)
 
 
 def test_config_errors():
