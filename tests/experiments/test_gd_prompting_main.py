@@ -1,0 +1,20 @@
+"""Entry test of experiments/gd_prompting: the tiny config runs end to end (pretrain, eta choice, meta-train,
+every row) in-process and writes results.json with one accuracy per row and query kind."""
+
+import json
+
+from experiments.gd_prompting import main
+from experiments.gd_prompting.configs import default
+
+
+def test_tiny_config_runs(tmp_path):
+  out = main.run(default.get_config('tiny'), str(tmp_path))
+  res = json.loads((tmp_path / 'results.json').read_text())
+  assert res['eta'] in default.get_config('tiny').etas
+  for kind in ('describe', 'recall'):
+    rows = res['rows'][kind]
+    assert set(rows) == {'no_context', 'prompted', 'one_step_no_meta', 'one_step_meta_second_order',
+                         'irrelevant_context_meta_second_order'}
+    assert all(0. <= v <= 1. for v in rows.values())
+  assert res['meta_training']['second_order']['seconds_per_step'] > 0
+  assert out['rows'] == res['rows']
