@@ -3,10 +3,13 @@ every row) in-process and writes results.json with one accuracy per row and quer
 
 import json
 
+import pytest
+
 from experiments.gd_prompting import main
 from experiments.gd_prompting.configs import default
 
 
+@pytest.mark.slow  # ~55 s on the loaded 2-core CPU (compiles a second-order meta-step)
 def test_tiny_config_runs(tmp_path):
   out = main.run(default.get_config('tiny'), str(tmp_path))
   res = json.loads((tmp_path / 'results.json').read_text())

@@ -60,6 +60,8 @@ CASES = {
              (pytest.mark.slow,)),
     'attn_programs': ('experiments.attn_programs.main', 'run', 'experiments/attn_programs/configs/smollm2.py:tiny',
                       lambda t: {}, (pytest.mark.slow,)),
+    'gd_prompting': ('experiments.gd_prompting.main', 'run', 'experiments/gd_prompting/configs/default.py:tiny',
+                     lambda t: {}, (pytest.mark.slow,)),
 }
 
 

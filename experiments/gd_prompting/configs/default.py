@@ -25,8 +25,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.num_test = 512                        # Test items per query kind (every row uses the same ones).
   if arg == 'tiny':
     c.model = ml_collections.ConfigDict(dict(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32))
-    c.pretrain_steps, c.pretrain_batch, c.meta_steps, c.meta_batch = 20, 16, 3, 2
-    c.etas, c.meta_modes, c.num_dev, c.num_test = (0.1,), ('second_order',), 16, 32
+    c.pretrain_steps, c.pretrain_batch, c.meta_steps, c.meta_batch = 3, 8, 2, 2
+    c.etas, c.meta_modes, c.num_dev, c.num_test = (0.1,), ('second_order',), 8, 8
   elif arg:
     raise ValueError(f'Unknown config variant {arg!r}; expected "" or "tiny".')
   return c
