@@ -6,10 +6,11 @@ r"""Can one gradient step on a context emulate prompting with it? (Zhang, Choshe
 1. A tiny Llama-style LM is pretrained from scratch on prompted sequences c ⊕ q ⊕ a of synthetic characters
    (jaxlab.data.character_tasks), so prompted retrieval works while the no-context answer is at chance.
 2. The inner learning rate η of one SGD step on c (summed NLL, jaxlab.meta) is chosen on dev items.
-3. Meta-training (jaxlab.meta.meta_loss, LC: KL from the frozen prompted base to θ' on q alone) for each
-   meta-gradient form in config.meta_modes.
+3. Meta-training (jaxlab.meta.meta_loss) of one model per entry of config.arms ('objective/mode[/subset[/steps]]':
+   LC = KL from the frozen prompted base to θ' on q alone, or LG = gold NLL; second_order / first_order / hvp;
+   subset all / rank1 / lora; inner steps).
 4. Every row on the same test items, per query kind: no context, prompted, one step without meta-training,
-   one step after meta-training (per mode), and the meta-trained model stepped on an irrelevant context.
+   after meta-training (per arm), and each meta-trained model stepped on an irrelevant context.
 workdir/results.json holds the table.
 """
 
@@ -76,26 +77,48 @@ def pretrain(config, vocab, model):
   return params
 
 
-def accuracies(mm, base, params, tasks, eta):
-  """Per-item accuracy arrays: no context, prompted (base), one step on c with `params` (eta)."""
+def accuracies(mm, base, params, tasks, eta, steps=1):
+  """Per-item accuracy arrays: no context, prompted (base), `steps` SGD steps on c from meta params `params`."""
 
   def one(task):
-    stepped = mm.inner_update(params, base, meta.objectives.context_of(task), eta=eta, steps=1)
-    return (meta.answer_correct(mm, params, base, task), meta.answer_correct(mm, params, base, task, prompted=True),
-            meta.answer_correct(mm, stepped, base, task))
+    stepped = mm.inner_update(params, base, meta.objectives.context_of(task), eta=eta, steps=steps)
+    return (meta.answer_correct(mm, mm.state(params, base), base, task),
+            meta.answer_correct(mm, params, base, task, prompted=True), meta.answer_correct(mm, stepped, base, task))
 
   return jax.jit(jax.vmap(one))(tasks)
 
 
-def meta_train(config, mm, base, vocab, mode, eta):
+ARM_FIELDS = ('objective', 'mode', 'subset', 'steps')
+
+
+def parse_arm(arm: str) -> dict:
+  """'objective/mode[/subset[/steps]]', e.g. 'lc/second_order', 'lg/hvp', 'lc/second_order/rank1', 'lc/first_order/all/4'."""
+  parts = arm.split('/')
+  if not 2 <= len(parts) <= 4:
+    raise ValueError(f'config.arms entry {arm!r}: expected objective/mode[/subset[/steps]]')
+  out = dict(zip(ARM_FIELDS, parts + ['all', '1'][len(parts) - 2:]))
+  out['steps'] = int(out['steps'])
+  if out['objective'] not in meta.objectives.OBJECTIVES or out['mode'] not in meta.objectives.MODES:
+    raise ValueError(f'config.arms entry {arm!r}: objective in {meta.objectives.OBJECTIVES}, mode in '
+                     f'{meta.objectives.MODES}')
+  meta.InnerConfig(subset=out['subset'], steps=out['steps'])  # validates subset and steps
+  return out
+
+
+def arm_model(model, arm: dict, eta: float) -> meta.MetaModel:
+  return meta.MetaModel(model, meta.InnerConfig(eta=eta, steps=arm['steps'], subset=arm['subset'],
+                                                lora=meta.inner.lora_lib.LoraConfig(rank=4, alpha=4.)))
+
+
+def meta_train(config, mm_eta, base, vocab, objective, mode):
   tx = optax.adam(float(config.meta_lr))
-  params = base
+  params = mm_eta.init_meta(jax.random.key(int(config.seed) + 1), base)
   opt = tx.init(params)
-  mm_eta = meta.MetaModel(mm.model, meta.InnerConfig(eta=eta))
 
   @jax.jit
   def step(params, opt, tasks):
-    l, g = jax.value_and_grad(lambda p: meta.meta_loss(mm_eta, p, base, tasks, objective='lc', mode=mode))(params)
+    l, g = jax.value_and_grad(lambda p: meta.meta_loss(mm_eta, p, base, tasks, objective=objective, mode=mode))(
+        params)
     u, opt = tx.update(g, opt, params)
     return optax.apply_updates(params, u), opt, l
 
@@ -127,13 +150,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   for k in ct.QUERIES:
     none, prompted, step0 = (float(a.mean()) for a in accuracies(mm, base, base, test[k], eta))
     out['rows'][k].update(no_context=none, prompted=prompted, one_step_no_meta=step0)
-  for mode in config.meta_modes:
-    params, info = meta_train(config, mm, base, vocab, mode, eta)
-    out['meta_training'][mode] = info
+  for arm_name in config.arms:
+    arm = parse_arm(arm_name)
+    mm_arm = arm_model(model, arm, eta)
+    params, info = meta_train(config, mm_arm, base, vocab, arm['objective'], arm['mode'])
+    out['meta_training'][arm_name] = info
     for k in ct.QUERIES:
-      out['rows'][k][f'one_step_meta_{mode}'] = float(accuracies(mm, base, params, test[k], eta)[2].mean())
-      out['rows'][k][f'irrelevant_context_meta_{mode}'] = float(
-          accuracies(mm, base, params, irrelevant[k], eta)[2].mean())
+      out['rows'][k][f'meta {arm_name}'] = float(
+          accuracies(mm_arm, base, params, test[k], eta, arm['steps'])[2].mean())
+      out['rows'][k][f'meta {arm_name}, irrelevant context'] = float(
+          accuracies(mm_arm, base, params, irrelevant[k], eta, arm['steps'])[2].mean())
   out['chance'] = {'describe': 1 / vocab.num_names, 'recall': 1 / vocab.num_words}
   out['wall_seconds'] = time.time() - t_start
   out['device'] = jax.devices()[0].device_kind

@@ -16,8 +16,17 @@ def test_tiny_config_runs(tmp_path):
   assert res['eta'] in default.get_config('tiny').etas
   for kind in ('describe', 'recall'):
     rows = res['rows'][kind]
-    assert set(rows) == {'no_context', 'prompted', 'one_step_no_meta', 'one_step_meta_second_order',
-                         'irrelevant_context_meta_second_order'}
+    assert set(rows) == {'no_context', 'prompted', 'one_step_no_meta', 'meta lc/second_order',
+                         'meta lc/second_order, irrelevant context'}
     assert all(0. <= v <= 1. for v in rows.values())
-  assert res['meta_training']['second_order']['seconds_per_step'] > 0
+  assert res['meta_training']['lc/second_order']['seconds_per_step'] > 0
   assert out['rows'] == res['rows']
+
+
+def test_arms_parse_and_reject_mistakes():
+  assert main.parse_arm('lc/first_order/rank1/4') == {'objective': 'lc', 'mode': 'first_order',
+                                                     'subset': 'rank1', 'steps': 4}
+  assert main.parse_arm('lg/hvp')['subset'] == 'all'
+  for bad in ('lc', 'kl/second_order', 'lc/second_order/half'):
+    with pytest.raises(ValueError):
+      main.parse_arm(bad)

@@ -20,13 +20,13 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.meta_steps = 300                      # Meta-training steps (LC, second order, subset 'all').
   c.meta_batch = 8                        # Tasks per meta-step (scanned sequentially).
   c.meta_lr = 1e-4                        # Adam learning rate of meta-training.
-  c.meta_modes = ('second_order', 'first_order')  # Meta-gradient forms trained, one model each.
+  c.arms = ('lc/second_order', 'lc/first_order')  # Meta-trained models: objective/mode[/subset[/steps]].
   c.num_dev = 256                         # Dev items (eta choice).
   c.num_test = 512                        # Test items per query kind (every row uses the same ones).
   if arg == 'tiny':
     c.model = ml_collections.ConfigDict(dict(num_layers=1, embed_dim=16, num_heads=2, mlp_dim=32))
     c.pretrain_steps, c.pretrain_batch, c.meta_steps, c.meta_batch = 3, 8, 2, 2
-    c.etas, c.meta_modes, c.num_dev, c.num_test = (0.1,), ('second_order',), 8, 8
+    c.etas, c.arms, c.num_dev, c.num_test = (0.1,), ('lc/second_order',), 8, 8
   elif arg:
     raise ValueError(f'Unknown config variant {arg!r}; expected "" or "tiny".')
   return c
