@@ -156,6 +156,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     params, info = meta_train(config, mm_arm, base, vocab, arm['objective'], arm['mode'])
     out['meta_training'][arm_name] = info
     for k in ct.QUERIES:
+      out['rows'][k][f'meta {arm_name}, no context'] = float(
+          accuracies(mm_arm, base, params, test[k], eta, arm['steps'])[0].mean())
       out['rows'][k][f'meta {arm_name}'] = float(
           accuracies(mm_arm, base, params, test[k], eta, arm['steps'])[2].mean())
       out['rows'][k][f'meta {arm_name}, irrelevant context'] = float(

@@ -17,7 +17,7 @@ def test_tiny_config_runs(tmp_path):
   for kind in ('describe', 'recall'):
     rows = res['rows'][kind]
     assert set(rows) == {'no_context', 'prompted', 'one_step_no_meta', 'meta lc/second_order',
-                         'meta lc/second_order, irrelevant context'}
+                         'meta lc/second_order, no context', 'meta lc/second_order, irrelevant context'}
     assert all(0. <= v <= 1. for v in rows.values())
   assert res['meta_training']['lc/second_order']['seconds_per_step'] > 0
   assert out['rows'] == res['rows']
