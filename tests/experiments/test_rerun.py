@@ -62,6 +62,8 @@ CASES = {
                       lambda t: {}, (pytest.mark.slow,)),
     'hypnosis': ('experiments.hypnosis.main', 'run', 'experiments/hypnosis/configs/default.py:tiny',
                  lambda t: {}, (pytest.mark.slow,)),
+    'gd_prompting': ('experiments.gd_prompting.main', 'run', 'experiments/gd_prompting/configs/default.py:tiny',
+                     lambda t: {}, (pytest.mark.slow,)),
 }
 
 
