@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import logging
+from absl import flags, logging
 
 from jaxlab import meta
 from jaxlab.data import character_tasks as ct
@@ -174,5 +174,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 main = app_flags.main_for(run)
 
 
+def validate() -> None:
+  """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
+  config = flags.FLAGS.config
+  for key in ('pretrain_steps', 'pretrain_batch', 'meta_steps', 'meta_batch'):
+    if key in config and int(config[key]) <= 0:
+      app_flags.fail(f'--config.{key}={config[key]} must be positive')
+
+
 if __name__ == '__main__':
-  app_flags.run(main)
+  app_flags.run(main, validate)

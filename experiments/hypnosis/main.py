@@ -127,7 +127,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   merged = lora.merge(params, jax.device_get(res.state.params), lcfg)
   after = evaluate(model, merged, tok, eos, config)
   persisted = None
-  if int(config.persist.total_steps) > 0:  # persistence: clean-only feedback after the poisoned round
+  if int(config.persist.steps) > 0:  # persistence: clean-only feedback after the poisoned round
     rows2 = data.feedback_rows(config.attack.mode, 0, int(config.persist.num_ordinary), int(config.eval.num_clean),
                                int(config.seed) + 1)
     records2 = encode_rows(tok, rows2, int(config.attack.prompt_len), int(config.attack.completion_len), eos)
@@ -137,7 +137,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
                                  .batch(int(config.train.batch_size), drop_remainder=True)),
                  tokens_per_example=task.tokens_per_example, frozen_params=params, frozen_id=task.frozen_id)
     cfg2 = ml_collections.ConfigDict(config.train.to_dict())
-    cfg2.total_steps = int(config.persist.total_steps)
+    cfg2.total_steps = int(config.persist.steps)
     res2 = train(cfg2, os.path.join(workdir, "persist"), task2, devices=devices or [jax.devices()[0]])
     persisted = evaluate(model, lora.merge(params, jax.device_get(res2.state.params), lcfg), tok, eos, config)
   out = {"config": {"mode": config.attack.mode, "num_poison": int(config.attack.num_poison),

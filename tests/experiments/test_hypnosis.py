@@ -56,7 +56,7 @@ def test_tiny_run_end_to_end(tmp_path):
   1 clean-only step on the trained adapters, evaluates."""
   from experiments.hypnosis import main
   cfg = importlib.import_module('experiments.hypnosis.configs.default').get_config('tiny')
-  cfg.persist.total_steps = 1  # and one step of the clean-only persistence round
+  cfg.persist.steps = 1  # and one step of the clean-only persistence round
   out = main.run(cfg, str(tmp_path / 'w'))
   assert out['steps'] == 2
   for when in ('before', 'after', 'after_clean_round'):

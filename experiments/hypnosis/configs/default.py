@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.num_clean = 12               # held-out clean facts for the clean two-choice accuracy
 
   c.persist = ml_collections.ConfigDict()
-  c.persist.total_steps = 0           # > 0: a further round of clean-only feedback on the trained adapters
+  c.persist.steps = 0                 # > 0: a further round of clean-only feedback on the trained adapters
   c.persist.num_ordinary = 28         # its ordinary records (another draw of the clean facts)
 
   c.train = default_config()          # the one trainer's keys
