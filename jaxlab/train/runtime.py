@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 
 import jax
 from absl import logging
@@ -49,34 +47,3 @@ def initialize() -> None:
   logging.info("JAX %s: process %d/%d, %d local / %d global devices (%s)", jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(), jax.device_count(),
                jax.devices()[0].device_kind)
-
-
-_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _raised_by_project(e: BaseException) -> bool:
-  """True when the innermost frame of the error is jaxlab's or an experiment's own validation."""
-  tb = e.__traceback__
-  last = None
-  while tb is not None:
-    last, tb = tb, tb.tb_next
-  if last is None:
-    return False
-  path = os.path.abspath(last.tb_frame.f_code.co_filename)
-  return any(path.startswith(os.path.join(_PROJECT_ROOT, d) + os.sep) for d in ("jaxlab", "experiments"))
-
-
-@contextlib.contextmanager
-def clear_errors():
-  """In a binary's main: a user error (bad config value, missing file, unusable checkpoint, missing
-  asset) ends the run with one line naming the problem, not a stack trace."""
-  from jaxlab.data.assets import AssetError  # local: keep importing runtime cheap
-  from jaxlab.train.checkpoint import CheckpointError
-  try:
-    yield
-  except (ValueError, FileNotFoundError, CheckpointError, AssetError) as e:
-    if not _raised_by_project(e):
-      raise  # an internal failure (e.g. inside JAX): keep the whole trace for the bug report
-    logging.error("%s: %s", type(e).__name__, e)
-    print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-    sys.exit(1)
