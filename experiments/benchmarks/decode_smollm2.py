@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.data import assets
-from jaxlab.io import gguf
+from jaxlab.io import gguf, torch_ref
 from jaxlab.nn import DecoderLM
 from jaxlab.nn.lm.generate import generate, left_pad
 
@@ -63,21 +63,7 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
 
 def hf_llama(cfg, f):
   """transformers LlamaForCausalLM holding the GGUF's dequantised weights (fp32, eval mode)."""
-  import torch
-  import transformers
-  from transformers.initialization import no_init_weights
-  hf_cfg = transformers.LlamaConfig(
-      vocab_size=cfg.vocab_size, hidden_size=cfg.embed_dim, intermediate_size=cfg.mlp_dim,
-      num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-      num_key_value_heads=cfg.num_kv_heads, head_dim=cfg.resolved_head_dim, rms_norm_eps=cfg.norm_eps,
-      rope_theta=cfg.rope_base, tie_word_embeddings=True, max_position_embeddings=cfg.max_len)
-  hf_cfg.rope_parameters = {'rope_type': 'default', 'rope_theta': cfg.rope_base}
-  with no_init_weights():
-    hf = transformers.LlamaForCausalLM(hf_cfg).eval().float()
-  sd = gguf.llama_state_dict_from_gguf(f, cfg)
-  hf.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()}, strict=False)
-  hf.tie_weights()
-  return hf
+  return torch_ref.transformers_llama(cfg, gguf.llama_state_dict_from_gguf(f, cfg))
 
 
 def main(argv):

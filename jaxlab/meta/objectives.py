@@ -156,13 +156,17 @@ def make_loss_fn(mm: MetaModel, *, objective: str = 'lc', mode: str = 'second_or
   return loss_fn
 
 
+def _answer_logprobs(mm: MetaModel, state: Params, base: Params, task: dict[str, Array], prompted: bool) -> Array:
+  """Log-probs at the answer positions: `state` on q alone, or the frozen base on c ⊕ q (prompted=True)."""
+  if prompted:
+    return teacher_logprobs(mm, base, task)
+  return _at(mm.logits(state, base, task['query']), task['q_pos'])
+
+
 def answer_logprob(mm: MetaModel, state: Params, base: Params, task: dict[str, Array], *, prompted: bool = False
                    ) -> Array:
   """Σ_i log p(a_i | ...) at `state` on q alone, or of the frozen base on c ⊕ q (prompted=True)."""
-  if prompted:
-    lp = teacher_logprobs(mm, base, task)
-  else:
-    lp = _at(mm.logits(state, base, task['query']), task['q_pos'])
+  lp = _answer_logprobs(mm, state, base, task, prompted)
   w = task['answer_mask'].astype(jnp.float32)
   return jnp.sum(jnp.take_along_axis(lp, task['answer'][:, None], axis=-1)[:, 0] * w)
 
@@ -170,9 +174,6 @@ def answer_logprob(mm: MetaModel, state: Params, base: Params, task: dict[str, A
 def answer_correct(mm: MetaModel, state: Params, base: Params, task: dict[str, Array], *, prompted: bool = False
                    ) -> Array:
   """1.0 when every real answer token is the argmax (teacher-forced) at `state` on q, or of the prompted base."""
-  if prompted:
-    lp = teacher_logprobs(mm, base, task)
-  else:
-    lp = _at(mm.logits(state, base, task['query']), task['q_pos'])
+  lp = _answer_logprobs(mm, state, base, task, prompted)
   hit = (jnp.argmax(lp, axis=-1) == task['answer']) | (task['answer_mask'] == 0)
   return jnp.all(hit).astype(jnp.float32)

@@ -10,6 +10,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 
+from jaxlab.io import torch_ref
 from jaxlab.nn import DecoderLM
 
 torch = pytest.importorskip('torch')
@@ -20,21 +21,7 @@ TEXTS = ['The capital of France is Paris, and the capital of Italy is Rome.',
 
 
 def _hf_llama(cfg, sd):
-  hf_cfg = transformers.LlamaConfig(
-      vocab_size=cfg.vocab_size, hidden_size=cfg.embed_dim, intermediate_size=cfg.mlp_dim,
-      num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-      num_key_value_heads=cfg.num_kv_heads, head_dim=cfg.resolved_head_dim,
-      rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_base, tie_word_embeddings=cfg.tie_embeddings,
-      max_position_embeddings=cfg.max_len, attention_bias=False, mlp_bias=False)
-  hf_cfg.rope_parameters = {'rope_type': 'default', 'rope_theta': cfg.rope_base}
-  from transformers.initialization import no_init_weights
-  with no_init_weights():  # skip the random init of 135M parameters (seconds); all are loaded below.
-    model = transformers.LlamaForCausalLM(hf_cfg).eval().float()
-  missing, unexpected = model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()},
-                                              strict=False)
-  assert not unexpected and set(missing) <= {'lm_head.weight'}, (missing, unexpected)
-  model.tie_weights()
-  return model
+  return torch_ref.transformers_llama(cfg, sd)
 
 
 def test_llama_logits_match_transformers(smollm2):

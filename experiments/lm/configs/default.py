@@ -14,32 +14,20 @@ from jaxlab.train import default_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = default_config()            # the trainer's keys (jaxlab/train/config.py); the values below differ or pin
+  c = default_config()            # the trainer's keys and defaults (jaxlab/train/config.py); set here: what differs
   c.seed = 0                      # RNG seed: init, dropout and data order
   c.total_steps = 600             # optimiser updates
   c.batch_size = 32               # global batch (sequences), split over the data×fsdp mesh axes
-  c.num_microbatches = 1          # gradient accumulation: micro-batches per update
   c.log_every = 50                # steps between metric lines (metrics.jsonl, TensorBoard, log)
   c.eval_every = 200              # steps between validation passes (0: only at the end)
   c.checkpoint_every = 200        # steps between checkpoints (0: never)
   c.keep_checkpoints = 2          # checkpoints kept on disk
-  c.ema_decay = 0.0               # EMA of params for eval (0 disables)
   c.measure_peak = True           # time a matmul at start-up as the MFU denominator
-  c.peak_flops_per_device = 0.0   # known peak FLOP/s per device (0: measure if measure_peak)
-  c.mesh = dict(data=-1, fsdp=1, tensor=1)  # mesh axis sizes; -1 takes the remaining devices
-  c.sharding_rules = None         # logical→mesh rules; None uses jaxlab.train.mesh.DEFAULT_RULES
 
-  c.optimizer.name = "adamw"              # adamw | muon | sgd
   c.optimizer.learning_rate = 3e-3        # peak learning rate
-  c.optimizer.schedule = "warmup_cosine"  # warmup_cosine | constant | linear
   c.optimizer.warmup_steps = 60           # linear warmup steps
-  c.optimizer.end_lr_fraction = 0.1       # final lr as a fraction of the peak (cosine)
   c.optimizer.weight_decay = 0.1          # decoupled weight decay on matrices
-  c.optimizer.b1 = 0.9                    # Adam β1
-  c.optimizer.b2 = 0.95                   # Adam β2
-  c.optimizer.eps = 1e-8                  # Adam ε
   c.optimizer.momentum = 0.95             # SGD momentum / Muon β
-  c.optimizer.grad_clip_norm = 1.0        # global-norm clipping (0 disables)
 
   c.data = ml_collections.ConfigDict()
   c.data.corpus = "shakespeare"   # 'shakespeare' (the packaged asset) or 'files'

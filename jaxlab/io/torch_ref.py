@@ -1,0 +1,36 @@
+"""transformers (PyTorch) reference models built from a jaxlab config and a Hugging Face-layout state dict.
+
+For cross-checks and benchmarks only: imports torch and transformers when called (the `test` / `bench`
+extras), never at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from jaxlab.nn.lm.transformer import TransformerConfig
+
+
+def transformers_llama(cfg: TransformerConfig, state_dict: Mapping[str, np.ndarray]):
+  """transformers' LlamaForCausalLM (fp32, eval mode) holding `state_dict` (e.g.
+  `jaxlab.io.gguf.llama_state_dict_from_gguf`); a tied head may be absent from the dict."""
+  import torch  # pylint: disable=import-outside-toplevel
+  import transformers  # pylint: disable=import-outside-toplevel
+  from transformers.initialization import no_init_weights  # pylint: disable=import-outside-toplevel
+  hf_cfg = transformers.LlamaConfig(
+      vocab_size=cfg.vocab_size, hidden_size=cfg.embed_dim, intermediate_size=cfg.mlp_dim,
+      num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+      num_key_value_heads=cfg.num_kv_heads, head_dim=cfg.resolved_head_dim,
+      rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_base, tie_word_embeddings=cfg.tie_embeddings,
+      max_position_embeddings=cfg.max_len, attention_bias=False, mlp_bias=False)
+  hf_cfg.rope_parameters = {'rope_type': 'default', 'rope_theta': cfg.rope_base}
+  with no_init_weights():  # every weight is loaded below; skip the random init of all parameters.
+    model = transformers.LlamaForCausalLM(hf_cfg).eval().float()
+  missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()},
+                                              strict=False)
+  if unexpected or set(missing) - {'lm_head.weight'}:
+    raise ValueError(f'state dict does not fit LlamaForCausalLM: missing {missing}, unexpected {unexpected}')
+  model.tie_weights()
+  return model
