@@ -147,7 +147,7 @@ def test_validator_accepts_written_skill_and_names_each_problem(skill):
 
   assert 'front matter' in problems(good.replace('---\nname', 'name', 1))
   assert 'not valid YAML' in problems(good.replace('name: toy-multimodal', 'name: [unclosed'))
-  assert "non-empty string 'description'" in problems(good.replace('description: A toy skill.', 'description: ""'))
+  assert "non-empty string 'description'" in problems(good.replace('description: "A toy skill."', 'description: ""'))
   assert 'lowercase letters' in problems(good.replace('name: toy-multimodal', 'name: Toy Skill'))
   assert 'must tell the agent to call load_topic' in problems(good.replace('load_topic', 'open_file'))
   assert 'no "## Usage rules"' in problems(good.replace('## Usage rules', '## Notes'))

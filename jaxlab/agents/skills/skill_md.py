@@ -29,6 +29,7 @@ mention replaced by the words the caller gives for that figure, and no images.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -176,7 +177,7 @@ def render(name: str, description: str, title: str, specs: Sequence[TopicSpec]) 
   toc = '\n'.join(f'- [{s.title}]({s.topic}/guide.md) — {s.summary}\n  **Use when:** {", ".join(s.use_when)}'
                   for s in specs)
   example = specs[0].topic if specs else 'category/topic'
-  return (f'---\nname: {name}\ndescription: {description}\n---\n# {title}\n\n'
+  return (f'---\nname: {name}\ndescription: {json.dumps(description, ensure_ascii=False)}\n---\n# {title}\n\n'
           f'{USAGE_RULES.format(example=example)}\n## Topics\n{toc}\n')
 
 
