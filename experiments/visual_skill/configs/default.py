@@ -13,7 +13,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   c.layouts = ('fixed', 'shuffled')       # Toolbar order per episode: the seed's default, or a fresh permutation.
   c.max_offset = 40                       # The toolbar's x offset per episode is uniform in [0, max_offset] px.
   c.retriever = 'minilm'                  # Topic choice of the skill agents: 'minilm' or 'overlap' (+ the oracle row).
-  c.max_steps = 40                        # Actions per episode (clicks and tool calls).
+  c.max_steps = 60                        # Actions per episode (clicks and tool calls); the no-skill explorer needs ~45.
   c.cache_dir = ''                        # Asset cache ('' = jaxlab's default).
   if arg == 'tiny':
     c.seeds, c.layouts, c.retriever = (0,), ('shuffled',), 'overlap'
