@@ -28,13 +28,16 @@ CONFIGS = {  # binary -> its tiny config
     "hypnosis": "experiments/hypnosis/configs/default.py:tiny",
     "gd_prompting": "experiments/gd_prompting/configs/default.py:tiny",
     "own_words": "experiments/own_words/configs/default.py:tiny",
+    "visual_skill": "experiments/visual_skill/configs/default.py:tiny",
 }
 ALL_BINARIES = [*CONFIGS, "chat"]
 # A value that parses but is wrong, rejected by the trainer's (or the binary's) checks after the full start.
 NEGATIVE = {"lm": "total_steps", "psm": "train.total_steps", "elf": "total_steps", "varc": "total_steps",
             "rlcr": "sft.total_steps", "multi_answer": "sft.total_steps", "attn_programs": "num_fit",
             "hypnosis": "train.total_steps", "gd_prompting": "meta_steps",
-            "own_words": "num_conversations"}
+            "own_words": "num_conversations", "visual_skill": "max_steps"}
+# The integer key each binary's config has for the typo and bad-value cases (default "seed").
+INT_KEY = {"visual_skill": "max_steps"}
 # Binaries whose config loading imports JAX (their configs build on jaxlab.rl.recipe): typo cases take seconds.
 HEAVY_CONFIG = {"rlcr", "multi_answer"}
 
@@ -85,6 +88,7 @@ def _command_line_cases():
 @pytest.mark.parametrize("binary,case", list(_command_line_cases()))
 def test_command_line_mistake(tmp_path, binary, case):
   config = CONFIGS[binary]
+  key = INT_KEY.get(binary, "seed")
   workdir = str(tmp_path / "wd")
   afile = tmp_path / "a_file.txt"
   afile.write_text("not a folder")
@@ -101,12 +105,12 @@ def test_command_line_mistake(tmp_path, binary, case):
                              ["/proc/jaxlab_mistakes/run", "cannot create"], "/proc/jaxlab_mistakes"),
       "positional_argument": ([f"--config={config}", f"--workdir={workdir}", "oops"], ["unexpected", "oops"],
                               workdir),
-      "key_typo": ([f"--config={config}", "--config.seedd=1", f"--workdir={workdir}"],
-                   ["--config.seedd=1", "'seedd'", "did you mean 'seed'"], workdir),
+      "key_typo": ([f"--config={config}", f"--config.{key}d=1", f"--workdir={workdir}"],
+                   [f"--config.{key}d=1", f"'{key}d'", f"did you mean '{key}'"], workdir),
       "nested_key_typo": ([f"--config={config}", "--config.no_such_block.x=1", f"--workdir={workdir}"],
                           ["--config.no_such_block.x=1", "'no_such_block'"], workdir),
-      "bad_value_type": ([f"--config={config}", "--config.seed=abc", f"--workdir={workdir}"],
-                         ["--config.seed=abc", "invalid literal"], workdir),
+      "bad_value_type": ([f"--config={config}", f"--config.{key}=abc", f"--workdir={workdir}"],
+                         [f"--config.{key}=abc", "invalid literal"], workdir),
   }[case]
   if case == "workdir_unwritable" and not os.path.isdir("/proc"):
     pytest.skip("needs a /proc file system (an unwritable place even for root)")
