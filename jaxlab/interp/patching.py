@@ -37,7 +37,7 @@ Array = jax.Array
 Metric = Callable[[Array], Array]   # last-position logits [batch, vocab] -> [batch]
 
 __all__ = ['Metric', 'logit_diff', 'prob_mass_diff', 'head_site', 'run_with_cache', 'metric_value',
-           'patch_heads', 'patch_positions', 'attribution_heads', 'direct_logit_attribution', 'rank_heads',
+           'patch_heads', 'patch_positions', 'patch_masks', 'attribution_heads', 'direct_logit_attribution', 'rank_heads',
            'normalised', 'spearman']
 
 
@@ -174,6 +174,20 @@ def patch_positions(model: DecoderLM, params, base_tokens, donor_cache: dict[str
       masks = {s: (off.at[:, p].set(True) if s == s0 else off) for s in sites}
       out[i, j] = float(_patched(model, params, tokens, values, masks, metric, sites))
   return out
+
+
+def patch_masks(model: DecoderLM, params, base_tokens, donor_cache: dict[str, Array], metric: Metric,
+                site: str, masks: Sequence[np.ndarray]) -> np.ndarray:
+  """Patches `site` from the donor run at the positions of each mask in turn (e.g. one token role per
+  mask, [batch, length] bool, per-row positions); returns [len(masks)] task metrics."""
+  tokens = jnp.asarray(base_tokens, jnp.int32)
+  if site not in donor_cache:
+    raise ValueError(f'donor_cache lacks {site!r}: capture it with run_with_cache on the donor tokens')
+  out = []
+  for m in masks:
+    mask = _position_mask(np.asarray(m, bool), *tokens.shape)
+    out.append(float(_patched(model, params, tokens, {site: donor_cache[site]}, {site: mask}, metric, (site,))))
+  return np.asarray(out)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'metric', 'sites'))
