@@ -4,7 +4,10 @@
 
   name            'adamw' | 'muon' | 'sgd'
   learning_rate   peak learning rate
-  schedule        'warmup_cosine' | 'constant' | 'linear' (warmup then linear decay to 0)
+  schedule        'warmup_cosine' | 'constant' | 'linear' (warmup then linear decay to 0) |
+                  'constant_linear_tail' (warmup, constant, then linear to 0 over the last
+                  decay_fraction of the steps: the multimodal-SAE trainer's schedule)
+  decay_fraction  'constant_linear_tail' only: fraction of total_steps of the final decay (default 0.2)
   warmup_steps    linear warmup length (all schedules)
   end_lr_fraction final learning rate of the cosine schedule as a fraction of the peak
   weight_decay    decoupled weight decay, applied to parameters of rank ≥ 2 only
@@ -26,7 +29,7 @@ import ml_collections
 import optax
 
 OPTIMIZERS = ("adamw", "muon", "sgd")
-SCHEDULES = ("warmup_cosine", "constant", "linear")
+SCHEDULES = ("warmup_cosine", "constant", "linear", "constant_linear_tail")
 
 
 def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
@@ -48,6 +51,17 @@ def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Sch
     return optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup), optax.linear_schedule(lr, 0.0, total_steps - warmup)],
         [warmup])
+  if name == "constant_linear_tail":
+    frac = float(cfg.get("decay_fraction", 0.2))
+    if not 0.0 < frac <= 1.0:
+      raise ValueError(f"config.optimizer.decay_fraction={frac} must be in (0, 1]")
+    decay = max(1, int(round(frac * total_steps)))
+    start = total_steps - decay
+    if warmup > start:
+      raise ValueError(f"config.optimizer.warmup_steps={warmup} overlaps the final decay (starts at {start})")
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr),
+         optax.linear_schedule(lr, 0.0, decay)], [warmup, start])
   raise ValueError(f"config.optimizer.schedule={name!r} is not one of {SCHEDULES}")
 
 

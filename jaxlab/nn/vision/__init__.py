@@ -1,1 +1,1 @@
-"""Vision transformers: the VARC ARC ViT (vit.py)."""
+"""Vision transformers: the VARC ARC ViT (vit.py) and the RGB ViT encoder / classifier (rgb_vit.py)."""
