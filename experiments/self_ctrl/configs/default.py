@@ -40,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.rl.total_steps = 150              # Self-CTRL updates (40 cons coins, 10 per step: ~37 epochs)
   c.rl.log_every = 25
   c.rl.checkpoint_every = 50
-  c.rl.optimizer = dict(name="adamw", learning_rate=1e-4, schedule="constant", warmup_steps=0,
+  c.rl.optimizer = dict(name="adamw", learning_rate=5e-4, schedule="constant", warmup_steps=0,
                         end_lr_fraction=1.0, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8, grad_clip_norm=1.0,
                         momentum=0.9)  # official lr 1e-5 on a pretrained LM; a from-scratch 0.1M-param model
   c.rl.ctrl = ml_collections.ConfigDict()
