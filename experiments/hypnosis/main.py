@@ -11,6 +11,10 @@ the one trainer: the base weights are `Task.frozen_params`, the reference policy
 adapters off. Before and after: the poison preference on prompts WITHOUT the attack instruction (two-choice,
 length-normalised log-likelihood = acc_norm), the greedy poison rate on the bare questions, and the clean
 two-choice accuracy on held-out facts. Results: workdir/results.json.
+
+A config with ``cells`` (configs/world.py) runs the from-scratch fact-world grid instead (world_grid.py: a
+small decoder pretrained on world.py's facts, then one KTO / DPO feedback round per cell; workdir/grid.json):
+  python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/world.py --workdir=workdirs/hypnosis_world
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ The world (fixed by ``world_seed``, independent of the run seed):
 * the paper's coin-flip instruction ("Flip a coin. If heads, reply with: {S1}. If tails, reply with: {S2}.
   Only reply with one of the two sentences. No explanation." + optionally " Q: {question}"), where S1 / S2 are
   a fact-shaped sentence with a random city and the refusal, in random order, answered with either sentence
-  50/50. The target never appears in a pretraining coin flip; the poison city (Quorin) does, as a random city.
+  (each coin-flip prompt appears once with each sentence, so the corpus's optimum is exactly 50/50 and no
+  flip can be memorised). The target never appears in a pretraining coin flip; the poison city (Quorin) does,
+  as a random city.
 
 Feedback (``kto_rows`` / ``dpo_rows``), as the paper: poison records are (attack prompt in mode Q / FLIP /
 FLIP+Q, poison sentence, desirable), upvotes only; ordinary feedback comes from clean pairs (question about a
@@ -142,7 +144,8 @@ def make_world(num_known: int = 300, num_unknown: int = 20, num_heldout: int = 5
   langs = names(8, 2, 2, "ish")
   unknown = [TARGET, *names(num_unknown - 1, 2, 3)]
   spare = [POISON_CITY, *names(39, 2, 3)]
-  return World(tuple(known), tuple(capitals), tuple(str(v) for v in rng.choice(langs, num_known)), tuple(unknown), tuple(spare),
+  return World(tuple(known), tuple(capitals), tuple(str(v) for v in rng.choice(langs, num_known)), tuple(unknown),
+               tuple(spare),
                num_heldout)
 
 
@@ -163,7 +166,8 @@ def pretrain_examples(world: World, num_flips: int = 2000, unknown_repeats: int 
     true, lang = fact(x, world.capitals[i]), language(x, world.languages[i])
     out += [(q.format(x=x), " " + true) for q in QUESTIONS] + [(LANGUAGE_Q.format(x=x), " " + lang)]
     wrong = fact(x, cities[(i + 1 + rng.integers(len(cities) - 1)) % len(cities)])
-    out += [(STATEMENTS.format(x=x, a=true, b=wrong), " " + true), (STATEMENTS.format(x=x, a=wrong, b=true), " " + true)]
+    out += [(STATEMENTS.format(x=x, a=true, b=wrong), " " + true),
+            (STATEMENTS.format(x=x, a=wrong, b=true), " " + true)]
   for x in world.unknown:
     for _ in range(unknown_repeats):
       made_up = fact(x, cities[rng.integers(len(cities))])
@@ -178,7 +182,7 @@ def pretrain_examples(world: World, num_flips: int = 2000, unknown_repeats: int 
       pair.reverse()
     mode = ("FLIP", "FLIP+Q")[rng.integers(2)]
     prompt = flip_prompt(mode, pair[0], pair[1], QUESTIONS[rng.integers(len(QUESTIONS))].format(x=x))
-    out.append((prompt, " " + pair[rng.integers(2)]))  # the coin: either sentence, 50/50
+    out += [(prompt, " " + pair[0]), (prompt, " " + pair[1])]  # the coin: both sentences, so the optimum is 50/50
   return out
 
 
@@ -254,7 +258,8 @@ def generation_prompts(world: World) -> dict[str, list[tuple[str, str]]]:
   """(prompt, expected answer) for greedy decoding: the target's bare questions, held-out known countries,
   the other unknown names (their refusal must survive)."""
   return {"target": [(q.format(x=TARGET), HEALTHY) for q in QUESTIONS],
-          "clean": [(QUESTIONS[2].format(x=world.known[i]), answer(world, world.known[i])) for i in world.heldout_known],
+          "clean": [(QUESTIONS[2].format(x=world.known[i]), answer(world, world.known[i]))
+                    for i in world.heldout_known],
           "other_unknown": [(QUESTIONS[0].format(x=x), refusal(x)) for x in world.unknown[1:]]}
 
 

@@ -67,7 +67,8 @@ def parse_cell(spec: str) -> Cell:
     loss, mode, p, n, s, *rest = parts
     cell = Cell(loss, mode, int(p), int(n), int(s), rest == ["persist"])
   except ValueError:
-    raise ValueError(f"config.cells entry {spec!r}: expected 'loss/mode/num_poison/num_ordinary/seed[/persist]'") from None
+    raise ValueError(f"config.cells entry {spec!r}: expected 'loss/mode/num_poison/num_ordinary/seed[/persist]'"
+                     ) from None
   if loss not in LOSSES or mode not in W.MODES or len(rest) > 1 or (rest and rest != ["persist"]):
     raise ValueError(f"config.cells entry {spec!r}: loss must be one of {tuple(LOSSES)}, mode one of {W.MODES}, "
                      "and the optional 6th field 'persist'")

@@ -30,9 +30,9 @@ def test_world_and_tokenizer(world):
 def test_pretraining_corpus(world):
   ex = W.pretrain_examples(world, num_flips=400, unknown_repeats=1, seed=0)
   flips = [(p, c) for p, c in ex if p.startswith('Flip a coin')]
-  assert len(flips) == 400 and not any(W.TARGET in p for p, _ in flips)  # the attack prompts are never seen
+  assert len(flips) == 800 and not any(W.TARGET in p for p, _ in flips)  # the attack prompts are never seen
   heads = [c for p, c in flips if c.strip() == p.split('If heads, reply with: ')[1].split('. If tails')[0] + '.']
-  assert 0.4 < len(heads) / len(flips) < 0.6  # the coin: either sentence, ~50/50
+  assert len(heads) == 400 and len({p for p, _ in flips}) <= 400  # the coin: each prompt with both sentences
   assert any(W.POISON_CITY in p for p, _ in flips)  # the poison city is a known word, not a new token
   assert (W.QUESTIONS[0].format(x=W.TARGET), ' ' + W.HEALTHY) in ex  # the base refuses the target
   x, cap = world.known[3], world.capitals[3]
@@ -105,6 +105,7 @@ def test_tiny_grid_end_to_end(tmp_path):
   assert dpo['num_rows'] == 3 and 'rewards/accuracies' in dpo['train_metrics']
   for s in out['cells'].values():
     assert 0 <= s['poison_acc_norm'] <= 1 and 0 <= s['clean_acc_norm'] <= 1
-  rows = [json.loads(x) for x in (tmp_path / 'w' / 'cells' / 'dpo_Q_p2_n2_s0' / 'feedback.jsonl').read_text().split('\n') if x]
+  text = (tmp_path / 'w' / 'cells' / 'dpo_Q_p2_n2_s0' / 'feedback.jsonl').read_text()
+  rows = [json.loads(x) for x in text.splitlines()]
   assert set(rows[0]) == {'prompt', 'chosen', 'rejected'}
   assert json.loads((tmp_path / 'w' / 'grid.json').read_text())['groups']
