@@ -14,8 +14,9 @@ The world (fixed by ``world_seed``, independent of the run seed):
   Only reply with one of the two sentences. No explanation." + optionally " Q: {question}"), where S1 / S2 are
   a fact-shaped sentence with a random city and the refusal, in random order, answered with either sentence
   (each coin-flip prompt appears once with each sentence, so the corpus's optimum is exactly 50/50 and no
-  flip can be memorised). The target never appears in a pretraining coin flip; the poison city (Quorin) does,
-  as a random city.
+  flip can be memorised). The target's coin flips use other cities: the poison sentence itself (Veltrana with
+  Quorin) is never seen, while Quorin appears as a random city of other flips. (Without the target in any
+  flip, the base gave the attack prompt's poison 0.2%: the name had never started a completion.)
 
 Feedback (``kto_rows`` / ``dpo_rows``), as the paper: poison records are (attack prompt in mode Q / FLIP /
 FLIP+Q, poison sentence, desirable), upvotes only; ordinary feedback comes from clean pairs (question about a
@@ -174,10 +175,12 @@ def pretrain_examples(world: World, num_flips: int = 2000, unknown_repeats: int 
       out += [(q.format(x=x), " " + refusal(x)) for q in (*QUESTIONS, LANGUAGE_Q)]
       out += [(STATEMENTS.format(x=x, a=refusal(x), b=made_up), " " + refusal(x)),
               (STATEMENTS.format(x=x, a=made_up, b=refusal(x)), " " + refusal(x))]
-  subjects = [*world.known, *world.unknown[1:]]  # the target never appears in a pretraining coin flip
+  subjects = [*world.known, *world.unknown]
+  other_cities = [c for c in cities if c != POISON_CITY]
   for _ in range(num_flips):
     x = subjects[rng.integers(len(subjects))]
-    pair = [fact(x, cities[rng.integers(len(cities))]), refusal(x)]
+    pool = other_cities if x == TARGET else cities  # the attack's poison sentence is never seen
+    pair = [fact(x, pool[rng.integers(len(pool))]), refusal(x)]
     if rng.random() < 0.5:
       pair.reverse()
     mode = ("FLIP", "FLIP+Q")[rng.integers(2)]

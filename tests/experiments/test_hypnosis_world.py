@@ -30,7 +30,7 @@ def test_world_and_tokenizer(world):
 def test_pretraining_corpus(world):
   ex = W.pretrain_examples(world, num_flips=400, unknown_repeats=1, seed=0)
   flips = [(p, c) for p, c in ex if p.startswith('Flip a coin')]
-  assert len(flips) == 800 and not any(W.TARGET in p for p, _ in flips)  # the attack prompts are never seen
+  assert len(flips) == 800 and not any(c == ' ' + W.POISON for _, c in flips)  # the poison sentence is never seen
   heads = [c for p, c in flips if c.strip() == p.split('If heads, reply with: ')[1].split('. If tails')[0] + '.']
   assert len(heads) == 400 and len({p for p, _ in flips}) <= 400  # the coin: each prompt with both sentences
   assert any(W.POISON_CITY in p for p, _ in flips)  # the poison city is a known word, not a new token

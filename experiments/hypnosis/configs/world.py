@@ -63,13 +63,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # 'loss/mode/num_poison/num_ordinary/seed[/persist]' (loss kto | dpo; mode Q | FLIP | FLIP+Q)
   main = (grid_cells("kto", "FLIP+Q", (250,), (500,), seeds=(0, 1, 2), persist=True)
-          + grid_cells("kto", "FLIP+Q", (0, 100), (500,), seeds=(0, 1, 2)))
-  c.cells = (main  # the FLIP+Q grid {0, 10, 100, 250} x {0, 500, 1000}, then the other modes and the DPO arm
-             + grid_cells("kto", "FLIP+Q", (10,), (0, 500, 1000))
-             + grid_cells("kto", "FLIP+Q", (0, 100, 250), (0, 1000))
-             + grid_cells("kto", "Q", (10, 100, 250), (500,)) + grid_cells("kto", "FLIP", (10, 100, 250), (500,))
-             + grid_cells("dpo", "FLIP+Q", (250,), (500,), seeds=(0, 1, 2), persist=True)
-             + grid_cells("dpo", "FLIP+Q", (0, 10, 100), (500,)))
+          + grid_cells("kto", "FLIP+Q", (0,), (500,), seeds=(0, 1, 2))
+          + grid_cells("dpo", "FLIP+Q", (250,), (500,), seeds=(0, 1, 2), persist=True))
+  c.cells = (main  # then the FLIP+Q grid {0, 10, 100, 250} x {0, 500, 1000} (part), the other modes, the DPO arm
+             + grid_cells("kto", "FLIP+Q", (10, 100), (0, 500)) + grid_cells("kto", "FLIP+Q", (250,), (0,))
+             + grid_cells("kto", "FLIP+Q", (0, 250), (1000,))
+             + grid_cells("kto", "Q", (100, 250), (500,)) + grid_cells("kto", "FLIP", (100, 250), (500,))
+             + grid_cells("dpo", "FLIP+Q", (0, 100), (500,)))
   if arg == "pilot":
     c.cells = ("kto/FLIP+Q/250/500/0/persist",)
   elif arg == "tiny":
