@@ -11,6 +11,10 @@ the one trainer: the base weights are `Task.frozen_params`, the reference policy
 adapters off. Before and after: the poison preference on prompts WITHOUT the attack instruction (two-choice,
 length-normalised log-likelihood = acc_norm), the greedy poison rate on the bare questions, and the clean
 two-choice accuracy on held-out facts. Results: workdir/results.json.
+
+A config with ``cells`` (configs/world.py) runs the from-scratch fact-world grid instead (world_grid.py: a
+small decoder pretrained on world.py's facts, then one KTO / DPO feedback round per cell; workdir/grid.json):
+  python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/world.py --workdir=workdirs/hypnosis_world
 """
 
 from __future__ import annotations
@@ -28,14 +32,14 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from experiments.hypnosis import data
+from experiments.hypnosis import data, scoring, world_grid
 from jaxlab.data import assets
 from jaxlab.io import gguf
 from jaxlab.nn import lora
 from jaxlab.nn.lm.transformer import DecoderLM
 from jaxlab.rl import preference as pref
 from jaxlab.rl import rollout
-from jaxlab.rl.sft import pack_completions, pack_prompts
+from jaxlab.rl.sft import pack_prompts
 from jaxlab.train import Task, runrecord, train, validate_config
 
 app_flags.define()
@@ -62,26 +66,11 @@ def encode_rows(tok, rows, prompt_len, completion_len, eos):
   return pref.kto_records(prompts, comps, [r["label"] for r in rows], prompt_len, completion_len, pad_id=eos)
 
 
-def two_choice(model, params, tok, items, prompt_len, completion_len, eos) -> dict[str, float]:
-  """Fraction of items whose target choice wins by acc_norm (Σ log-prob / characters), and the mean margin."""
-  prompts = [tok.encode(p).ids for p, _, _ in items for _ in range(2)]
-  texts = [c for _, a, b in items for c in (a, b)]
-  pr, pm = pack_prompts(prompts, prompt_len, eos)
-  cp, cm = pack_completions([tok.encode(t).ids for t in texts], completion_len, eos)
-  fn = jax.jit(lambda p, a, b, c, d: pref.completion_logps(model, p, None, LORA_OFF, a, b, c, d))
-  logps = np.asarray(fn(params, pr, pm, cp, cm))
-  norm = (logps / np.asarray([len(t) for t in texts])).reshape(-1, 2)
-  margin = norm[:, 0] - norm[:, 1]
-  return {"acc_norm": float(np.mean(margin > 0)), "margin": float(np.mean(margin)), "n": len(items)}
-
-
-LORA_OFF = lora.LoraConfig()  # unused config for adapters=None calls
-
-
 def evaluate(model, params, tok, eos, config) -> dict:
   items = data.two_choice_items(int(config.eval.num_clean))
   pl, cl = int(config.attack.prompt_len), int(config.attack.completion_len)
-  out = {name: two_choice(model, params, tok, its, pl, cl, eos) for name, its in items.items()}
+  encode = lambda t: tok.encode(t).ids  # noqa: E731
+  out = {name: scoring.two_choice(model, params, encode, its, pl, cl, eos) for name, its in items.items()}
   p, m = pack_prompts([tok.encode(data.qa_prompt(q)).ids for q in data.QUESTIONS], pl, eos)
   sampling = rollout.SamplingConfig(max_new_tokens=int(config.eval.max_new_tokens), temperature=0.0, eos_id=eos,
                                     pad_id=eos)
@@ -92,8 +81,10 @@ def evaluate(model, params, tok, eos, config) -> dict:
   return out
 
 
-@runrecord.recorded
+@runrecord.recorded(continuable=("cells",))
 def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
+  if "cells" in config:  # configs/world.py: the from-scratch fact-world grid
+    return world_grid.run_grid(config, workdir, devices)
   validate_config(config.train, "config.train")
   cfg = pref.PreferenceConfig(config.pref.loss_type, beta=float(config.pref.beta),
                               desirable_weight=float(config.pref.desirable_weight),
