@@ -294,7 +294,9 @@ class App:
     if key not in _PIXELS:
       if len(_PIXELS) > 4096:
         _PIXELS.clear()
-      _PIXELS[key] = np.asarray(self.screenshot())
+      arr = np.array(self.screenshot())
+      arr.setflags(write=False)
+      _PIXELS[key] = arr
     return _PIXELS[key]
 
 
