@@ -6,7 +6,8 @@ an icon-only toolbar; the document area (which draws the state: ruler, grid, lin
 
 Toolbar glyphs are randomised per app seed (two coloured primitives each), so no two seeds look alike; the
 toolbar order is the seed's default (``layout='fixed'``) or a per-episode permutation (``'shuffled'``, a
-user-customised toolbar), and the toolbar's x offset moves per episode in both cases. Seven commands exist
+user-customised toolbar; ``'shuffled_hidpi'`` also draws the icons resampled at ``icon_scale``, a display
+scaling the skill's crops were not taken at), and the toolbar's x offset moves per episode in every case. Seven commands exist
 only on the toolbar (no menu item, no text label): the tasks a text description has to locate by words.
 
 ``App.widgets()`` is the accessibility view an agent gets with the screenshot: every visible clickable
@@ -128,10 +129,14 @@ def default_state() -> dict:
 class App:
   """The application: ``screenshot()``, ``widgets()``, ``click(x, y)``; ``state`` is what checkers read."""
 
-  def __init__(self, seed: int, *, order: tuple[str, ...] | None = None, offset: int = 0):
+  def __init__(self, seed: int, *, order: tuple[str, ...] | None = None, offset: int = 0,
+               icon_scale: float = 1.0):
     self.seed, self.glyphs = seed, glyphs_for_seed(seed)
     self.order = tuple(order or TOOLBAR)
     self.offset = offset
+    self.btn = int(round(BTN * icon_scale))  # toolbar button side in pixels (icons resampled when != BTN)
+    if not BTN <= self.btn <= 35:
+      raise ValueError(f'icon_scale={icon_scale}: the toolbar buttons must be 28 to 35 px (scale 1 to 1.25)')
     self.state = default_state()
     self.menu: str | None = None
     self.dialog: str | None = None
@@ -148,8 +153,8 @@ class App:
     return out
 
   def _toolbar(self) -> list[Widget]:
-    x0 = TOOLBAR_X0 + self.offset
-    return [Widget('', (x0 + i * (BTN + 4), TOOL_Y, x0 + i * (BTN + 4) + BTN, TOOL_Y + BTN), 'icon', ('tool', c))
+    x0, b = TOOLBAR_X0 + self.offset, self.btn
+    return [Widget('', (x0 + i * (b + 4), TOOL_Y, x0 + i * (b + 4) + b, TOOL_Y + b), 'icon', ('tool', c))
             for i, c in enumerate(self.order)]
 
   def _dropdown(self) -> list[Widget]:
@@ -251,7 +256,9 @@ class App:
     for w in self._menubar():
       d.text((w.box[0] + 4, 4), w.label, fill=(0, 0, 0))
     for w in self._toolbar():
-      draw_glyph(d, self.glyphs[w.action[1]], w.box[0], w.box[1])
+      tile = Image.new('RGB', (BTN, BTN))
+      draw_glyph(ImageDraw.Draw(tile), self.glyphs[w.action[1]], 0, 0)
+      img.paste(tile if self.btn == BTN else tile.resize((self.btn, self.btn), Image.BILINEAR), w.box[:2])
     doc = (8, 60, W - 8, H - 24)
     d.rectangle(doc, fill=(255, 255, 255), outline=(180, 180, 180))
     s = self.state
@@ -285,7 +292,7 @@ class App:
     return img
 
   def _key(self) -> tuple:
-    return (self.seed, self.order, self.offset, tuple(sorted(self.state.items())), self.menu, self.dialog,
+    return (self.seed, self.order, self.offset, self.btn, tuple(sorted(self.state.items())), self.menu, self.dialog,
             self.tab, tuple(sorted(self.pending.items())))
 
   def pixels(self) -> np.ndarray:

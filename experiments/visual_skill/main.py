@@ -9,7 +9,8 @@ widget metadata and crawled crops (build.py) under workdir/skills/seed<N>/, each
 1. topic retrieval from the table of contents (title, summary, use-when line): word overlap and MiniLM,
    recall@1 / @3 over the 28 task phrasings;
 2. scripted agents (agents.py): no skill, text skill, visual skill (topic from config.retriever, and with the
-   oracle topic), per toolbar layout (fixed / shuffled per episode): task success, clicks, tool calls, split
+   oracle topic), per toolbar layout (fixed / shuffled per episode / shuffled with icons drawn at a display
+   scale the crops were not taken at): task success, clicks, tool calls, split
    into menu/dialog tasks and icon-only toolbar tasks.
 workdir/results.json holds everything. These agents measure what each modality carries to a scripted
 reader; they are not the paper's Claude Code + Opus result (0.303 / 0.373 / 0.456).
@@ -41,9 +42,14 @@ app_flags.define()
 RETRIEVERS = ('minilm', 'overlap')
 
 
-def episode_app(seed: int, layout: str, rng: np.random.Generator, max_offset: int) -> app_lib.App:
-  order = tuple(rng.permutation(app_lib.TOOLBAR)) if layout == 'shuffled' else None
-  return app_lib.App(seed, order=order, offset=int(rng.integers(0, max_offset + 1)))
+LAYOUTS = ('fixed', 'shuffled', 'shuffled_hidpi')
+
+
+def episode_app(seed: int, layout: str, rng: np.random.Generator, max_offset: int,
+                hidpi_scale: float = 1.25) -> app_lib.App:
+  order = tuple(rng.permutation(app_lib.TOOLBAR)) if layout.startswith('shuffled') else None
+  return app_lib.App(seed, order=order, offset=int(rng.integers(0, max_offset + 1)),
+                     icon_scale=hidpi_scale if layout == 'shuffled_hidpi' else 1.0)
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -79,7 +85,7 @@ async def run_agents(config, workdir: str, select_retrieved) -> dict:
             arms[f'{m} skill (oracle topic)'] = (agents_lib.SkillAgent(m, oracle, seed=int(seed)), m)
           for name, (agent, m) in arms.items():
             rng = np.random.default_rng([int(seed), ti, config.layouts.index(layout)])  # same app for every arm
-            app = episode_app(int(seed), layout, rng, int(config.max_offset))
+            app = episode_app(int(seed), layout, rng, int(config.max_offset), float(config.hidpi_scale))
             ep = await agents_lib.run_episode(agent, app, task, instruction, clients.get(m),
                                               index.get(m), int(config.max_steps))
             rows.setdefault((name, layout), []).append(
@@ -125,8 +131,10 @@ def validate() -> None:
   if config.retriever not in RETRIEVERS:
     app_flags.fail(f'--config.retriever={config.retriever!r}: expected one of {RETRIEVERS}')
   for layout in config.layouts:
-    if layout not in ('fixed', 'shuffled'):
-      app_flags.fail(f"--config.layouts: {layout!r} is not 'fixed' or 'shuffled'")
+    if layout not in LAYOUTS:
+      app_flags.fail(f'--config.layouts: {layout!r} is not one of {LAYOUTS}')
+  if not 1.0 <= float(config.hidpi_scale) <= 1.25:
+    app_flags.fail(f'--config.hidpi_scale={config.hidpi_scale} must be in [1, 1.25]')
   if int(config.max_steps) <= 0:
     app_flags.fail(f'--config.max_steps={config.max_steps} must be positive')
   if not config.seeds:

@@ -32,6 +32,15 @@ def test_app_dialog_route_and_checker():
   assert a.state['font_size'] == 14                     # Cancel discards
 
 
+def test_hidpi_icons_are_resampled_and_unit_scale_is_unchanged():
+  a, b = app_lib.App(0), app_lib.App(0, icon_scale=1.25)
+  wa, wb = ([w for w in x.widgets() if w.role == 'icon'] for x in (a, b))
+  assert wa[0].box[2] - wa[0].box[0] == 28 and wb[0].box[2] - wb[0].box[0] == 35
+  np.testing.assert_array_equal(app_lib.App(0, icon_scale=1.0).pixels(), a.pixels())
+  with pytest.raises(ValueError, match='icon_scale=2'):
+    app_lib.App(0, icon_scale=2)
+
+
 def test_toolbar_is_icon_only_and_glyphs_differ_per_seed():
   a, b = app_lib.App(0), app_lib.App(1)
   icons = [w for w in a.widgets() if w.role == 'icon']
@@ -54,8 +63,9 @@ def test_built_skills_are_valid_and_twin_has_words_not_images(tmp_path):
   assert glyph in twin and 'button 3 of 11' in twin and '[image' not in twin
 
 
-def test_template_match_finds_the_icon_anywhere():
-  a = app_lib.App(2, order=tuple(reversed(app_lib.TOOLBAR)), offset=17)
+@pytest.mark.parametrize('scale', [1.0, 1.25])
+def test_template_match_finds_the_icon_anywhere(scale):
+  a = app_lib.App(2, order=tuple(reversed(app_lib.TOOLBAR)), offset=17, icon_scale=scale)
   ruler = next(w for w in a.widgets() if w.action == ('tool', 'ruler'))
   crop = np.asarray(app_lib.App(2).screenshot().crop(
       next(w for w in app_lib.App(2).widgets() if w.action == ('tool', 'ruler')).box))
