@@ -287,6 +287,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
     fte = pooled_codes(acts_test[l]["image"])
     sparse = analysis.sparse_probe_layer(ftr, ytr, fte, yte, ncls, scfg_probe)
     probes[l] = {"dense": dense, "sparse": sparse}
+    logging.info("probes layer %d: %s", l, probes[l])
   walls["probes_s"] = time.time() - t
 
   t = time.time()
@@ -297,7 +298,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   v_raw = steering.diff_means(pooled[shapes == src], pooled[shapes == dst], normalise=False)
   v = steering.diff_means(pooled[shapes == src], pooled[shapes == dst])
   scale_k = float(np.linalg.norm(v_raw))
-  steer_sc = [s for s in test_sc if s.shape == src] or [dataclasses.replace(s, shape=src) for s in test_sc]
+  # single objects only: the plural ("circles") is another token, and the readout is the singular's slot
+  steer_sc = [s for s in test_sc if s.shape == src and s.count == 1] or \
+      [dataclasses.replace(s, shape=src, count=1) for s in test_sc]
   steer_sc = steer_sc[:int(config.steer.num_images)]
   steer_img = scenes_lib.render_batch(steer_sc, size, seed + 2)
   seq_s, ids_s, mask_s = seqs(steer_sc)
