@@ -168,10 +168,12 @@ def analyse(model, params, ts, config, workdir) -> dict:
   m_clean, m_corrupt = P.metric_value(metric, lc), P.metric_value(metric, lx)
   patched = P.patch_heads(model, params, ts.clean, corrupt_cache, metric)      # noising, every position
   patch_s = time.time() - t0
+  logging.info('%s: head patching %.0f s', ts.name, patch_s)
   real = P.normalised(patched, m_clean, m_corrupt)
   t1 = time.time()
   attr = P.attribution_heads(model, params, ts.clean, ts.corrupt, metric)
   attr_s = time.time() - t1
+  logging.info('%s: attribution %.0f s', ts.name, attr_s)
   est = attr['effect'] / (m_corrupt - m_clean)
   k = min(int(config.top_k), cfg.num_layers * cfg.num_heads)
   top_real, top_attr = P.rank_heads(real, k), P.rank_heads(est, k)
@@ -185,11 +187,13 @@ def analyse(model, params, ts, config, workdir) -> dict:
     ms = P.patch_masks(model, params, ts.corrupt, clean_res, metric, site, role_masks)
     for role, m in zip(ts.roles, ms):
       resid[role].append(float(P.normalised(m, m_corrupt, m_clean)))
+  logging.info('%s: residual denoising done at %.0f s', ts.name, time.time() - t0)
   dla = P.direct_logit_attribution(model, params, ts.clean, metric)
   feats, names = features(model, params, ts, top_real, dla, attr['per_position'], m_clean, m_corrupt)
   t2 = time.time()
   swaps = X.swap_ratios(model, params, ts.clean, metric, top_real, pairs_per_call=int(config.pairs_per_call))
   swap_s = time.time() - t2
+  logging.info('%s: swaps %.0f s', ts.name, swap_s)
   offline = X.FeatureClusterer(seed=int(config.seed)).cluster(top_real, feats, names)
   rules, rule_keys = role_partition(feats, names)
   nulls = {}

@@ -16,12 +16,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.tasks = 'ioi'                 # comma-separated: ioi, greater_than, entity2, entity3
   c.num_layers = 0                # 0: all 30 layers; n > 0 keeps the first n (the tiny entry test)
-  c.num_prompts = 16              # prompts per task (one batch of one token length)
+  c.num_prompts = 4               # prompts per task (one batch of one token length; 4 keeps a run < 25 min here)
   c.seed = 0                      # prompt draws, clusterer restarts and the null's partitions
   c.min_accuracy = 0.7            # below this clean accuracy the task is reported and dropped
   c.analyse = True                # False: behaviour only
-  c.top_k = 12                    # heads (by |noising patching effect|) that are clustered and swapped
-  c.resid_stride = 2              # residual denoising at every resid_stride-th layer
+  c.top_k = 8                     # heads (by |noising patching effect|) that are clustered and swapped
+  c.resid_stride = 10             # residual denoising at every resid_stride-th layer
   c.pairs_per_call = 8            # swaps per forward (the prompt batch is tiled that many times)
   c.null_partitions = 1000        # random partitions of the same sizes for I(C)'s null
   if arg in TASKS:
