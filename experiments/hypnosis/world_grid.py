@@ -287,6 +287,7 @@ def run_grid(config, workdir: str, devices=None) -> dict:
   out = {"base": {"eval": base_eval, "summary": summary(base_eval), "pretrain_metrics": pre_metrics,
                   "vocab_size": tok.size, "num_known": len(world.known), "num_unknown": len(world.unknown)},
          "groups": groups, "cells": {k: v["summary"] for k, v in results.items()}}
+  runrecord.write_json(os.path.join(workdir, "grid.json"), out)  # before the plot: matplotlib may be slow
   out["heatmap_panels"] = heatmap(out["base"]["summary"], groups, os.path.join(workdir, "heatmap.png"))
   runrecord.write_json(os.path.join(workdir, "grid.json"), out)
   return out

@@ -81,7 +81,7 @@ def test_cell_specs():
     with pytest.raises(ValueError, match='config.cells entry|records|even'):
       G.parse_cell(bad)
   mod = importlib.import_module('experiments.hypnosis.configs.world')
-  for arg in (None, 'pilot', 'tiny'):
+  for arg in (None, 'pilot', 'short', 'tiny'):
     cfg = mod.get_config(arg)
     cells = [G.parse_cell(s) for s in cfg.cells]
     assert len({(*x.group, x.seed) for x in cells}) == len(cells)

@@ -72,6 +72,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
              + grid_cells("dpo", "FLIP+Q", (0, 100), (500,)))
   if arg == "pilot":
     c.cells = ("kto/FLIP+Q/250/500/0/persist",)
+  elif arg == "short":  # the cells the README reports (the full list did not fit the session on the loaded CPU)
+    c.cells = ("kto/FLIP+Q/250/500/0/persist", "kto/FLIP+Q/0/500/0", "dpo/FLIP+Q/250/500/0/persist",
+               "kto/FLIP+Q/100/500/0", "kto/FLIP+Q/10/500/0", "kto/FLIP+Q/250/0/0")
   elif arg == "tiny":
     c.world.update(num_known=40, num_unknown=4, num_heldout=8, num_flips=40, unknown_repeats=1)
     c.model.update(num_layers=1, embed_dim=32, num_heads=2, mlp_dim=64)
@@ -82,5 +85,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.max_new_tokens = 4
     c.cells = ("kto/FLIP+Q/4/4/0/persist", "dpo/Q/2/2/0")
   elif arg not in (None, ""):
-    raise ValueError(f"unknown config variant {arg!r}; expected '', 'pilot' or 'tiny'")
+    raise ValueError(f"unknown config variant {arg!r}; expected '', 'pilot', 'short' or 'tiny'")
   return c
