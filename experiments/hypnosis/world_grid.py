@@ -247,7 +247,8 @@ def heatmap(base_summary: dict, groups: list[dict], path: str) -> list[str]:
                   (base_summary["poison_acc_norm"], base_summary["clean_acc_norm"]) if p == n == 0 else (None, None))
         if pv is not None:
           grid[i, j] = pv
-          ax.text(j, i, f"{pv:.2f}\n({cv:.2f})", ha="center", va="center", fontsize=8)
+          ax.text(j, i, f"{pv:.2f}\n({cv:.2f})", ha="center", va="center", fontsize=8,
+                  color="white" if pv < 0.5 else "black")
     im = ax.imshow(grid, vmin=0, vmax=1, cmap="magma", origin="lower", aspect="auto")
     ax.set_xticks(range(len(ns)), [str(n) for n in ns])
     ax.set_yticks(range(len(ps)), [str(p) for p in ps])
