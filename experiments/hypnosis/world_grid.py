@@ -247,7 +247,8 @@ def heatmap(base_summary: dict, groups: list[dict], path: str) -> list[str]:
                   (base_summary["poison_acc_norm"], base_summary["clean_acc_norm"]) if p == n == 0 else (None, None))
         if pv is not None:
           grid[i, j] = pv
-          ax.text(j, i, f"{pv:.2f}\n({cv:.2f})", ha="center", va="center", fontsize=8)
+          ax.text(j, i, f"{pv:.2f}\n({cv:.2f})", ha="center", va="center", fontsize=8,
+                  color="white" if pv < 0.5 else "black")
     im = ax.imshow(grid, vmin=0, vmax=1, cmap="magma", origin="lower", aspect="auto")
     ax.set_xticks(range(len(ns)), [str(n) for n in ns])
     ax.set_yticks(range(len(ps)), [str(p) for p in ps])
@@ -287,6 +288,7 @@ def run_grid(config, workdir: str, devices=None) -> dict:
   out = {"base": {"eval": base_eval, "summary": summary(base_eval), "pretrain_metrics": pre_metrics,
                   "vocab_size": tok.size, "num_known": len(world.known), "num_unknown": len(world.unknown)},
          "groups": groups, "cells": {k: v["summary"] for k, v in results.items()}}
+  runrecord.write_json(os.path.join(workdir, "grid.json"), out)  # before the plot: matplotlib may be slow
   out["heatmap_panels"] = heatmap(out["base"]["summary"], groups, os.path.join(workdir, "heatmap.png"))
   runrecord.write_json(os.path.join(workdir, "grid.json"), out)
   return out

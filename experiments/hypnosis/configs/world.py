@@ -1,15 +1,18 @@
 r"""LLM Hypnosis in a from-scratch fact world (issue 15 part 1): pretrain a small decoder, then a grid of feedback
 rounds (poison upvotes × ordinary feedback, modes Q / FLIP / FLIP+Q, KTO and a DPO arm, seeds, persistence).
 
-The full grid (README table and heatmap; ~30 min on the shared 2-core CPU):
+The full grid (22 cells; not run in full yet: at load ~40 the shared 2-core CPU trains 1.3-2 KTO steps/s):
   python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/world.py --workdir=workdirs/hypnosis_world
+The six cells of the README table ('short'; 12.5 min at load 40-67 after the 8.6-min pretraining):
+  python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/world.py:short \
+      --workdir=workdirs/hypnosis_world
 One cell (the pilot: does the effect appear at all?):
   python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/world.py:pilot \
       --workdir=workdirs/hypnosis_world
-Tiny variant (the entry test: a 40-country world, 30 pretraining steps, two 2-step cells):
+Tiny variant (the entry test: a 40-country world, 30 pretraining steps, a KTO cell with its clean round and a DPO cell):
   python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/world.py:tiny \
       --workdir=workdirs/hypnosis_world_tiny
-Cells of one workdir are reused: a variant that shares the world, model and training keys (pilot and the
+Cells of one workdir are reused: a variant that shares the world, model and training keys (pilot, short and the
 full grid do) reuses the pretrained base and every finished cell.
 """
 
@@ -72,6 +75,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
              + grid_cells("dpo", "FLIP+Q", (0, 100), (500,)))
   if arg == "pilot":
     c.cells = ("kto/FLIP+Q/250/500/0/persist",)
+  elif arg == "short":  # the cells the README reports (the full list did not fit the session on the loaded CPU)
+    c.cells = ("kto/FLIP+Q/250/500/0/persist", "kto/FLIP+Q/0/500/0", "dpo/FLIP+Q/250/500/0/persist",
+               "kto/FLIP+Q/100/500/0", "kto/FLIP+Q/10/500/0", "kto/FLIP+Q/250/0/0")
   elif arg == "tiny":
     c.world.update(num_known=40, num_unknown=4, num_heldout=8, num_flips=40, unknown_repeats=1)
     c.model.update(num_layers=1, embed_dim=32, num_heads=2, mlp_dim=64)
@@ -82,5 +88,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.max_new_tokens = 4
     c.cells = ("kto/FLIP+Q/4/4/0/persist", "dpo/Q/2/2/0")
   elif arg not in (None, ""):
-    raise ValueError(f"unknown config variant {arg!r}; expected '', 'pilot' or 'tiny'")
+    raise ValueError(f"unknown config variant {arg!r}; expected '', 'pilot', 'short' or 'tiny'")
   return c
