@@ -30,28 +30,8 @@ TEXTS = ['The capital of France is Paris, and the capital of Italy is Rome.',
 
 def _hf_gemma3(cfg, sd=None):
   """Gemma3ForCausalLM (text only, eager attention, float32) with cfg's shape and, if given, weights sd."""
-  layer_types = ['sliding_attention' if cfg.is_local_layer(i) else 'full_attention'
-                 for i in range(cfg.num_layers)]
-  hf_cfg = transformers.Gemma3TextConfig(
-      vocab_size=cfg.vocab_size, hidden_size=cfg.embed_dim, intermediate_size=cfg.mlp_dim,
-      num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-      num_key_value_heads=cfg.num_kv_heads, head_dim=cfg.resolved_head_dim, rms_norm_eps=cfg.norm_eps,
-      sliding_window=cfg.sliding_window, layer_types=layer_types,
-      query_pre_attn_scalar=round(cfg.query_scale ** -2), max_position_embeddings=32768,
-      final_logit_softcapping=None, attn_logit_softcapping=None, tie_word_embeddings=True,
-      hidden_activation='gelu_pytorch_tanh', attn_implementation='eager',
-      rope_parameters={'full_attention': {'rope_type': 'default', 'rope_theta': cfg.rope_base},
-                       'sliding_attention': {'rope_type': 'default', 'rope_theta': cfg.rope_local_base}})
-  if sd is None:
-    torch.manual_seed(0)
-    return transformers.Gemma3ForCausalLM(hf_cfg).eval().float()
-  from transformers.initialization import no_init_weights
-  with no_init_weights():  # skip the random init of 268M parameters; all are loaded below.
-    model = transformers.Gemma3ForCausalLM(hf_cfg).eval().float()
-  missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=False)
-  assert not unexpected and set(missing) <= {'lm_head.weight'}, (missing, unexpected)
-  model.tie_weights()
-  return model
+  from jaxlab.io import torch_ref
+  return torch_ref.transformers_gemma3(cfg, sd)
 
 
 def _rel(a, b):

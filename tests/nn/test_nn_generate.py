@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.nn import DecoderLM, llama_config
-from jaxlab.nn.lm.generate import (_next_token, generate, left_pad, nucleus_threshold, nucleus_threshold_sort,
-                                   sample_logits)
+from jaxlab.nn.lm.generate import (_greedy, _next_token, _token_logprob, cache_buckets, generate, left_pad,
+                                   nucleus_threshold, nucleus_threshold_sort, sample_logits)
 
 CFG = llama_config(vocab_size=37, num_layers=2, embed_dim=32, num_heads=4, num_kv_heads=2,
                    mlp_dim=64, max_len=64)
@@ -111,3 +111,34 @@ def test_last_only_logits():
   assert last.shape == (2, 1, CFG.vocab_size)
   np.testing.assert_array_equal(np.asarray(last_hidden), np.asarray(hidden[:, -1:]))
   np.testing.assert_allclose(np.asarray(last), np.asarray(full[:, -1:]), rtol=1e-6, atol=1e-6)
+
+
+def test_cache_buckets_and_segmented_decode_equal_one_segment():
+  """Decoding in segments over growing caches gives the tokens and log-probs of one segment over the whole
+  cache, with padding, eos and stop sequences; the sizes double from `first` and end at the slots needed."""
+  assert cache_buckets(18, 32) == (49,)
+  assert cache_buckets(18, 512, 128) == (128, 256, 529)
+  assert cache_buckets(300, 1000, 128) == (512, 1299) and cache_buckets(5, 1) == (5,)
+  assert cache_buckets(18, 512, 0) == (529,)
+  model, params = _setup()
+  toks, mask = left_pad([[3, 5, 7, 9, 11], [4, 2], [6]])
+  free = generate(model, params, toks, mask, max_new_tokens=28, cache_bucket=0)
+  kw = dict(max_new_tokens=28, eos_id=int(free.tokens[1, 5]), stop_sequences=[free.tokens[2, 6:8].tolist()])
+  one = generate(model, params, toks, mask, cache_bucket=0, **kw)
+  for first in (4,):  # cache sizes (8, 16, 32): 32 slots needed
+    seg = generate(model, params, toks, mask, cache_bucket=first, **kw)
+    np.testing.assert_array_equal(np.asarray(seg.tokens), np.asarray(one.tokens))
+    np.testing.assert_array_equal(np.asarray(seg.mask), np.asarray(one.mask))
+    np.testing.assert_allclose(np.asarray(seg.logprobs), np.asarray(one.logprobs), rtol=1e-5, atol=1e-6)
+  assert np.asarray(one.mask).sum(-1).tolist()[1:] == [6, 8]  # eos and the stop sequence did fire
+
+
+def test_greedy_and_logprob_helpers():
+  """_greedy is jnp.argmax (first maximum on ties); _token_logprob is log_softmax at the token."""
+  x = jax.random.normal(jax.random.key(5), (4, 300)) * 3
+  x = x.at[1, 7].set(10.).at[1, 200].set(10.).at[2].set(0.)  # a tie between two ids; an all-equal row
+  np.testing.assert_array_equal(np.asarray(_greedy(x)), np.asarray(jnp.argmax(x, -1)))
+  tok = jnp.asarray([0, 7, 299, 42])
+  np.testing.assert_allclose(np.asarray(_token_logprob(x, tok)),
+                             np.asarray(jnp.take_along_axis(jax.nn.log_softmax(x, -1), tok[:, None], -1)[:, 0]),
+                             rtol=1e-6, atol=1e-6)

@@ -18,16 +18,21 @@ ignored) during the prefill. `hooks` (jaxlab.interp.hooks interventions, e.g. a 
 apply to the prefill and to every decode step; their masks must broadcast to both (where=None, a
 [batch, 1] mask or a head mask), and captures are not returned (use jaxlab.interp.hooks.run).
 
-For RoPE models the KV cache is sized to prompt length + max_new_tokens (not config.max_len), which
-keeps each decode step's attention over a short cache.
+For RoPE models the KV cache is sized to the slots the call needs (prompt length + max_new_tokens - 1: the
+last token is never fed back), not config.max_len, and the decode loop runs in segments over growing
+caches (`cache_buckets`: 256, 512, ... slots, then the rest; `cache_bucket=0` for one segment), so a step
+reads at most about twice the filled part of the cache instead of every slot of a long generation. Each
+segment is its own `lax.while_loop` in the one jit (one more compiled loop body per segment).
 
-Speed (experiments/benchmarks/README.md, SmolLM2 decode): the sampler is chosen on the host, so the
-compiled loop holds only what it needs: greedy is one argmax per step; temperature sampling with
-top_p == 1 skips the nucleus; top_p < 1 finds the nucleus by bisection over the float order
-(`nucleus_threshold`, 32 vectorised passes) instead of a full vocabulary sort, which XLA:CPU runs as a
-scalar comparator loop (the sort alone took ~1 s per step at batch 32 over SmolLM2's 49k vocabulary on
-the 2-core test machine). The prefill projects only the last prompt position to the vocabulary
-(`DecoderLM(last_only=True)`). `sample_logits` (traced temperature and top_p) keeps every branch.
+Speed (experiments/benchmarks/README.md, "LM prefill and decode"): the sampler is chosen on the host, so the
+compiled loop holds only what it needs: greedy is a max and a min over the maximal ids (`_greedy`, two
+vectorised reductions; XLA:CPU's (value, index) argmax reduce was 3x slower), and the recorded log-prob
+is logit - logsumexp at the chosen token (`_token_logprob`; no [batch, vocab] log-softmax is written);
+temperature sampling with top_p == 1 skips the nucleus; top_p < 1 finds the nucleus by bisection over the
+float order (`nucleus_threshold`, 32 vectorised passes) instead of a full vocabulary sort, which XLA:CPU
+runs as a scalar comparator loop (the sort alone took ~1 s per step at batch 32 over SmolLM2's 49k
+vocabulary on the 2-core test machine). The prefill projects only the last prompt position to the
+vocabulary (`DecoderLM(last_only=True)`). `sample_logits` (traced temperature and top_p) keeps every branch.
 """
 
 from __future__ import annotations
@@ -158,36 +163,74 @@ def _cache_model(model: DecoderLM, total_len: int) -> DecoderLM:
   return model
 
 
+def cache_buckets(prompt_len: int, max_new_tokens: int, first: int = 256) -> tuple[int, ...]:
+  """KV-cache sizes of the decode segments: first, 2·first, 4·first, ... up to half the slots needed, then those.
+
+  The prompt takes `prompt_len` slots and every generated token but the last is fed back, so a call needs
+  need = prompt_len + max_new_tokens - 1 slots. Each size s with prompt_len < s <= need / 2 ends a segment
+  whose steps attend over s slots only (at most about twice the filled part), instead of the whole cache
+  from the first step; the last segment has `need`. `first` <= 0 gives one segment (one loop body).
+  """
+  need = prompt_len + max_new_tokens - 1
+  sizes = []
+  size = first
+  while 0 < size and 2 * size <= need:
+    if size > prompt_len:
+      sizes.append(size)
+    size *= 2
+  return tuple(sizes) + (need,)
+
+
+def _grow_cache(cache: Any, model: DecoderLM, batch: int) -> Any:
+  """Zero-pads every cache leaf (k/v [batch, slots, ...], valid [batch, slots]) to `model`'s cache shapes."""
+  shapes = jax.eval_shape(lambda: init_cache(model, batch))
+  grow = lambda x, s: x if x.shape == s.shape else jnp.pad(x, [(0, n - m) for m, n in zip(x.shape, s.shape)])
+  return jax.tree.map(grow, cache, shapes)
+
+
+def _greedy(logits: Array) -> Array:
+  """jnp.argmax(logits, -1) (the first maximum) as a max then a min over the maximal ids: two plain
+  reductions, which XLA:CPU vectorises, instead of its (value, index) pair reduce (3x slower at
+  [32, 49152]). [batch, vocab] -> [batch] int32."""
+  vocab = logits.shape[-1]
+  top = jnp.max(logits, axis=-1, keepdims=True)
+  ids = jnp.where(logits == top, jnp.arange(vocab, dtype=jnp.int32), vocab)
+  return jnp.minimum(jnp.min(ids, axis=-1), vocab - 1)  # vocab - 1 only for an all-NaN row
+
+
 def _next_token(logits: Array, rng: Array, temperature: Array, top_p: Array, sampler: str) -> Array:
   """`sample_logits` with the branch chosen at trace time: 'greedy' is one argmax (no sort, no softmax),
   'temperature' skips the nucleus (top_p == 1), 'nucleus' adds the bisection threshold. [batch] int32."""
   if sampler == 'greedy':
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    return _greedy(logits)
   scaled = logits / jnp.maximum(temperature, 1e-6)
   if sampler == 'nucleus':
     scaled = jnp.where(scaled >= nucleus_threshold(scaled, top_p), scaled, -jnp.inf)
   return jax.random.categorical(rng, scaled, axis=-1).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'max_new_tokens', 'sampler'))
-def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_id, pad_id, stops, active,
+def _token_logprob(logits: Array, tok: Array) -> Array:
+  """log_softmax(logits)[tok] without materialising the [batch, vocab] log-softmax. [batch] float32."""
+  top = jax.lax.stop_gradient(jnp.max(logits, axis=-1))
+  lse = top + jnp.log(jnp.sum(jnp.exp(logits - top[:, None]), axis=-1))
+  return jnp.take_along_axis(logits, tok[:, None], -1)[:, 0] - lse
+
+
+@functools.partial(jax.jit, static_argnames=('models', 'max_new_tokens', 'sampler'))
+def _generate(models, params, prompts, prompt_mask, rng, temperature, top_p, eos_id, pad_id, stops, active,
               inputs_embeds, embeds_mask, hooks, *, max_new_tokens, sampler):
-  b = prompts.shape[0]
-  cache = init_cache(model, b)
-  logits, state = model.apply({'params': params, 'cache': cache}, prompts, padding=prompt_mask,
-                              decode=True, mutable=['cache'], inputs_embeds=inputs_embeds,
-                              embeds_mask=embeds_mask, hooks=hooks, last_only=True)
-  last_logits = logits[:, -1]
+  """models: one DecoderLM per decode segment, with growing cache sizes (see `cache_buckets`)."""
+  b, prompt_len = prompts.shape
+  cache = init_cache(models[0], b)
+  logits, state = models[0].apply({'params': params, 'cache': cache}, prompts, padding=prompt_mask,
+                                  decode=True, mutable=['cache'], inputs_embeds=inputs_embeds,
+                                  embeds_mask=embeds_mask, hooks=hooks, last_only=True)
 
-  def cond(carry):
-    step, done = carry[0], carry[3]
-    return jnp.logical_and(step < max_new_tokens, jnp.logical_not(jnp.all(done)))
-
-  def body(carry):
-    step, cache, last_logits, done, rng, toks, mask, lps, recent = carry
+  def record(step, logits, rng, done, toks, mask, lps, recent):
+    """Samples token `step` from `logits` [batch, vocab] and writes it (pad_id where already done)."""
     rng, sub = jax.random.split(rng)
-    tok = _next_token(last_logits, sub, temperature, top_p, sampler)
-    lp = jnp.take_along_axis(jax.nn.log_softmax(last_logits, -1), tok[:, None], -1)[:, 0]
+    tok = _next_token(logits, sub, temperature, top_p, sampler)
+    lp = _token_logprob(logits, tok)
     live = jnp.logical_not(done)
     tok = jnp.where(live, tok, pad_id)
     toks = toks.at[:, step].set(tok)
@@ -199,14 +242,32 @@ def _generate(model, params, prompts, prompt_mask, rng, temperature, top_p, eos_
       hit = jnp.all((recent[:, None, :] == stops[None]) | (stops[None] == -1), axis=-1)  # [batch, num_stops]
       stopped = jnp.logical_or(stopped, jnp.any(hit, axis=-1))
     done = jnp.logical_or(done, jnp.logical_and(live, stopped))
-    logits, state = model.apply({'params': params, 'cache': cache}, tok[:, None], decode=True,
-                                mutable=['cache'], hooks=hooks)
-    return step + 1, state['cache'], logits[:, -1], done, rng, toks, mask, lps, recent
+    return rng, done, toks, mask, lps, recent
 
-  carry = (jnp.int32(0), state['cache'], last_logits, jnp.logical_not(active), rng,
-           jnp.full((b, max_new_tokens), pad_id, jnp.int32), jnp.zeros((b, max_new_tokens), jnp.bool_),
-           jnp.zeros((b, max_new_tokens), jnp.float32), jnp.full((b, stops.shape[1]), -2, jnp.int32))
-  _, _, _, _, _, toks, mask, lps, _ = jax.lax.while_loop(cond, body, carry)
+  outs = record(0, logits[:, -1], rng, jnp.logical_not(active),
+                jnp.full((b, max_new_tokens), pad_id, jnp.int32), jnp.zeros((b, max_new_tokens), jnp.bool_),
+                jnp.zeros((b, max_new_tokens), jnp.float32), jnp.full((b, stops.shape[1]), -2, jnp.int32))
+  carry = (jnp.int32(1), state['cache']) + outs
+
+  # Step s >= 1 feeds token s - 1 (into slot prompt_len + s - 1) and samples token s; the last token is
+  # never fed. Segment j runs the steps whose slot fits its cache, attending over that many slots only.
+  for j, model in enumerate(models):
+    if j:
+      carry = (carry[0], _grow_cache(carry[1], model, b)) + carry[2:]
+    end = min(max_new_tokens, model.config.max_len - prompt_len + 1)
+
+    def cond(carry, end=end):
+      step, done = carry[0], carry[3]
+      return jnp.logical_and(step < end, jnp.logical_not(jnp.all(done)))
+
+    def body(carry, model=model):
+      step, cache, rng, done, toks, mask, lps, recent = carry
+      logits, state = model.apply({'params': params, 'cache': cache}, toks[:, step - 1][:, None], decode=True,
+                                  mutable=['cache'], hooks=hooks)
+      return (step + 1, state['cache']) + record(step, logits[:, -1], rng, done, toks, mask, lps, recent)
+
+    carry = jax.lax.while_loop(cond, body, carry)
+  _, _, _, _, toks, mask, lps, _ = carry
   return GenerateOutput(toks, mask, lps, jnp.sum(mask, axis=-1, dtype=jnp.int32))
 
 
@@ -215,7 +276,7 @@ def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array |
              top_p: float = 1., eos_id: int | None = None, pad_id: int = 0,
              stop_sequences: Sequence[Sequence[int]] = (), active: Array | None = None,
              inputs_embeds: Array | None = None, embeds_mask: Array | None = None,
-             hooks: Any = None) -> GenerateOutput:
+             hooks: Any = None, cache_bucket: int = 256) -> GenerateOutput:
   """Samples continuations of a batch of left-padded prompts.
 
   Args:
@@ -235,6 +296,9 @@ def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array |
     inputs_embeds: [batch, prompt_len, embed] continuous prompt inputs, used where `embeds_mask`.
     embeds_mask: [batch, prompt_len] bool (default with inputs_embeds: every prompt position).
     hooks: {site: hook} interventions applied at the prefill and at every step (see module docstring).
+    cache_bucket: first KV-cache size of the decode segments (`cache_buckets`; RoPE attention models):
+      each segment attends over its own cache size, so early steps do not read the empty slots of a long
+      generation; each segment compiles its own loop body. 0: one segment over the whole cache.
 
   Returns:
     GenerateOutput(tokens, mask, logprobs, lengths).
@@ -256,10 +320,15 @@ def generate(model: DecoderLM, params: Any, prompts: Array, prompt_mask: Array |
     raise ValueError('generate() does not return captures; run the model with jaxlab.interp.hooks.run.')
   if inputs_embeds is not None and embeds_mask is None:
     embeds_mask = jnp.ones(prompts.shape, jnp.bool_)
-  cache_model = _cache_model(model, prompts.shape[1] + max_new_tokens)
+  prompt_len = prompts.shape[1]
+  if model.config.pos == 'rope' and model.config.mixer == 'attention':
+    sizes = cache_buckets(prompt_len, max_new_tokens, cache_bucket)
+  else:  # learned positions fix the cache size (the position table); affine mixers keep a fixed state
+    sizes = (prompt_len + max_new_tokens - 1,)
+  models = tuple(_cache_model(model, max(size, prompt_len)) for size in sizes)
   temperature, top_p = float(temperature), float(top_p)
   sampler = 'greedy' if temperature <= 0 else ('temperature' if top_p >= 1 else 'nucleus')
-  return _generate(cache_model, params, prompts, jnp.asarray(prompt_mask, jnp.bool_), rng,
+  return _generate(models, params, prompts, jnp.asarray(prompt_mask, jnp.bool_), rng,
                    jnp.float32(temperature), jnp.float32(top_p),
                    jnp.int32(-1 if eos_id is None else eos_id), jnp.int32(pad_id), stop_table(stop_sequences),
                    active, inputs_embeds, embeds_mask, hooks, max_new_tokens=max_new_tokens, sampler=sampler)
