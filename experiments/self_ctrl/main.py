@@ -201,6 +201,8 @@ def report(config, workdir: str, results: dict) -> dict:
   summary = {"seeds": sorted(results), "arms": {}}
   for arm in config.arms:
     per_seed = {s: results[s][arm]["r2"] for s in results if arm in results[s]}
+    if not per_seed:
+      continue
     keys = [k for k in next(iter(per_seed.values())) if not k.endswith("_ci")]
     summary["arms"][arm] = {
         "mean": {k: float(np.mean([v[k] for v in per_seed.values()])) for k in keys},
@@ -251,6 +253,20 @@ def scatter(results, arms, path: str) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def collect(config, out_dir: str, seed_dirs: dict[int, list[str]]) -> dict:
+  """The report over finished stages of several workdirs: seed -> seed folders (workdir/seed<N>) whose
+  <arm>/eval/run.json records are read (runs of one seed may sit in several workdirs, e.g. run in parallel)."""
+  results: dict[int, dict] = {}
+  for seed, dirs in seed_dirs.items():
+    for d in dirs:
+      for arm in config.arms:
+        rec = runrecord.read(os.path.join(d, arm, "eval"))
+        if rec and rec.get("status") == "finished" and arm not in results.get(seed, {}):
+          results.setdefault(seed, {})[arm] = rec["results"]
+  os.makedirs(out_dir, exist_ok=True)
+  return report(config, out_dir, results)
 
 
 @runrecord.recorded(continuable=("arms", "seeds"))
