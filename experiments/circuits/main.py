@@ -259,5 +259,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 main = app_flags.main_for(run)
 
 
+def validate() -> None:
+  """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from experiments.circuits.configs.default import TASKS  # pylint: disable=import-outside-toplevel
+  config = flags.FLAGS.config
+  for key in ('num_prompts', 'top_k', 'null_partitions', 'pairs_per_call', 'resid_stride'):
+    if int(config[key]) <= 0:
+      app_flags.fail(f'--config.{key}={config[key]} must be positive')
+  if int(config.num_layers) < 0:
+    app_flags.fail(f'--config.num_layers={config.num_layers} must be ≥ 0 (0 = all layers)')
+  bad = [t for t in str(config.tasks).split(',') if t.strip() not in TASKS]
+  if bad:
+    app_flags.fail(f'--config.tasks={config.tasks!r}: unknown task(s) {bad}; expected some of {TASKS}')
+
+
 if __name__ == '__main__':
-  app_flags.run(main)
+  app_flags.run(main, validate)

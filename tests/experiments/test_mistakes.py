@@ -29,17 +29,21 @@ CONFIGS = {  # binary -> its tiny config
     "gd_prompting": "experiments/gd_prompting/configs/default.py:tiny",
     "own_words": "experiments/own_words/configs/default.py:tiny",
     "visual_skill": "experiments/visual_skill/configs/default.py:tiny",
+    "circuits": "experiments/circuits/configs/default.py:tiny",
+    "multimodal_saes": "experiments/multimodal_saes/configs/default.py:tiny",
+    "self_ctrl": "experiments/self_ctrl/configs/default.py:tiny",
 }
 ALL_BINARIES = [*CONFIGS, "chat"]
 # A value that parses but is wrong, rejected by the trainer's (or the binary's) checks after the full start.
 NEGATIVE = {"lm": "total_steps", "psm": "train.total_steps", "elf": "total_steps", "varc": "total_steps",
             "rlcr": "sft.total_steps", "multi_answer": "sft.total_steps", "attn_programs": "num_fit",
             "hypnosis": "train.total_steps", "gd_prompting": "meta_steps",
-            "own_words": "num_conversations", "visual_skill": "max_steps"}
+            "own_words": "num_conversations", "visual_skill": "max_steps", "circuits": "num_prompts",
+            "multimodal_saes": "vit.train.total_steps", "self_ctrl": "sft.total_steps"}
 # The integer key each binary's config has for the typo and bad-value cases (default "seed").
 INT_KEY = {"visual_skill": "max_steps"}
 # Binaries whose config loading imports JAX (their configs build on jaxlab.rl.recipe): typo cases take seconds.
-HEAVY_CONFIG = {"rlcr", "multi_answer"}
+HEAVY_CONFIG = {"rlcr", "multi_answer", "self_ctrl"}
 
 
 def user_env(devices=None):
