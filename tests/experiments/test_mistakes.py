@@ -32,7 +32,7 @@ ALL_BINARIES = [*CONFIGS, "chat"]
 # A value that parses but is wrong, rejected by the trainer's (or the binary's) checks after the full start.
 NEGATIVE = {"lm": "total_steps", "psm": "train.total_steps", "elf": "total_steps", "varc": "total_steps",
             "rlcr": "sft.total_steps", "multi_answer": "sft.total_steps", "attn_programs": "num_fit",
-            "hypnosis": "train.total_steps", "gd_prompting": "meta_steps"}
+            "hypnosis": "train.total_steps", "gd_prompting": "meta.total_steps"}
 # Binaries whose config loading imports JAX (their configs build on jaxlab.rl.recipe): typo cases take seconds.
 HEAVY_CONFIG = {"rlcr", "multi_answer"}
 
