@@ -10,8 +10,12 @@ r"""Can one gradient step on a context emulate prompting with it? (Zhang, Choshe
    LC = KL from the frozen prompted base to θ' on q alone, or LG = gold NLL; second_order / first_order / hvp;
    subset all / rank1 / lora; inner steps).
 4. Every row on the same test items, per query kind: no context, prompted, one step without meta-training,
-   after meta-training (per arm), and each meta-trained model stepped on an irrelevant context.
-workdir/results.json holds the table.
+   after meta-training (per arm), each meta-trained model stepped on an irrelevant context, and the step on
+   c followed by steps on `config.interference` other items' contexts (sequential updates).
+Pretraining and each arm's meta-training run through the one trainer (jaxlab.train.train; meta-training with
+jaxlab.meta.make_loss_fn as Task.loss_fn and the pretrained base as Task.frozen_params), in
+workdir/pretrain and workdir/meta/<arm>; both checkpoint, so the same command in the same workdir resumes
+(finished stages are restored). workdir/results.json holds the table.
 """
 
 from __future__ import annotations
@@ -19,23 +23,22 @@ from __future__ import annotations
 from experiments import app_flags
 app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
 
-import functools
 import json
 import os
 import time
 
-import flax.linen as nn
+import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from absl import flags, logging
 
 from jaxlab import meta
 from jaxlab.data import character_tasks as ct
 from jaxlab.nn.lm import transformer
-from jaxlab.train import runrecord
+from jaxlab.train import Task, runrecord, train, validate_config
+from jaxlab.train import metrics as metrics_lib
 
 app_flags.define()
 
@@ -49,43 +52,62 @@ def build(config):
   return vocab, model
 
 
-def pretrain(config, vocab, model):
-  """Adam on the LM loss of prompted sequences (both query kinds); returns params."""
-  params = nn.unbox(model.init(jax.random.key(int(config.seed)), jnp.zeros((1, ct.PROMPTED_LEN), jnp.int32))
-                    ['params'])
-  tx = optax.adam(float(config.pretrain_lr))
-  opt = tx.init(params)
-
-  @jax.jit
-  def step(params, opt, tokens):
-    def loss(p):
-      logits = model.apply({'params': p}, tokens)
-      mask = (tokens != ct.PAD).astype(jnp.float32)
-      return meta.sequence_nll(logits, tokens, mask) / jnp.sum(mask[:, 1:])
-    l, g = jax.value_and_grad(loss)(params)
-    u, opt = tx.update(g, opt, params)
-    return optax.apply_updates(params, u), opt, l
-
-  b = int(config.pretrain_batch)
-  for i in range(int(config.pretrain_steps)):
-    seed = 10_000 + i
-    tokens = np.concatenate([ct.task_arrays(vocab, b // 2, seed * 2 + k, kind)['prompted']
-                             for k, kind in enumerate(ct.QUERIES)])
-    params, opt, l = step(params, opt, tokens)
-    if i % max(1, int(config.pretrain_steps) // 10) == 0:
-      logging.info('pretrain step %d loss %.4f', i, float(l))
-  return params
+def _stream(fn):
+  """A checkpointable grain iterator whose i-th element is fn(i) (one whole batch per trainer step)."""
+  return iter(grain.MapDataset.range(10**9).map(fn))
 
 
-def accuracies(mm, base, params, tasks, eta, steps=1):
-  """Per-item accuracy arrays: no context, prompted (base), `steps` SGD steps on c from meta params `params`."""
+def _data_offset(config) -> int:
+  return 10_000_000 * int(config.seed)  # seed 0 keeps the data seeds of the earlier runs
 
-  def one(task):
+
+def pretrain(config, vocab, model, workdir):
+  """The LM loss of prompted sequences (both query kinds) through the one trainer; returns (params, seconds)."""
+  b, off = int(config.pretrain.batch_size), _data_offset(config)
+
+  def batch(i):
+    seed = 10_000 + off + int(i)
+    return {'tokens': np.concatenate([ct.task_arrays(vocab, b // 2, seed * 2 + k, kind)['prompted']
+                                      for k, kind in enumerate(ct.QUERIES)])}
+
+  def loss_fn(params, batch, rng):
+    del rng
+    tokens = batch['tokens']
+    mask = (tokens != ct.PAD).astype(jnp.float32)
+    loss = meta.sequence_nll(model.apply({'params': params}, tokens), tokens, mask) / jnp.sum(mask[:, 1:])
+    return loss, {}
+
+  init = lambda r: model.init(jax.random.key(int(config.seed)), jnp.zeros((1, ct.PROMPTED_LEN), jnp.int32))['params']
+  t0 = time.time()
+  res = train(config.pretrain, os.path.join(workdir, 'pretrain'),
+              Task(init_params=init, loss_fn=loss_fn, train_data=_stream(batch), tokens_per_example=ct.PROMPTED_LEN),
+              devices=[jax.devices()[0]])
+  return jax.device_get(res.state.params), time.time() - t0
+
+
+def accuracies(mm, base, params, tasks, eta, steps=1, interference=0):
+  """Per-item accuracy arrays [N] of the model at meta params `params` on tasks [N, ...]:
+  'none' (q alone, no step), 'prompted' (the frozen base on c ⊕ q), 'step' (`steps` SGD steps on c, then q)
+  and, when interference > 0, 'interfered' (the steps on c, then `steps` on each of the next `interference`
+  items' contexts in turn, then q)."""
+  others = np.stack([np.roll(tasks['context'], -j, axis=0) for j in range(1, interference + 1)]
+                    or [np.zeros_like(tasks['context'])], 1)[:, :interference]
+  others_mask = np.broadcast_to(tasks['context_mask'][:, None], others.shape)
+
+  def one(task, other, other_mask):
     stepped = mm.inner_update(params, base, meta.objectives.context_of(task), eta=eta, steps=steps)
-    return (meta.answer_correct(mm, mm.state(params, base), base, task),
-            meta.answer_correct(mm, params, base, task, prompted=True), meta.answer_correct(mm, stepped, base, task))
+    out = {'none': meta.answer_correct(mm, mm.state(params, base), base, task),
+           'prompted': meta.answer_correct(mm, params, base, task, prompted=True),
+           'step': meta.answer_correct(mm, stepped, base, task)}
+    if interference:
+      state = stepped
+      for j in range(interference):  # moved state of 'all' / 'rank1' is θ; the inner step goes on from it
+        for _ in range(steps):
+          state = mm.inner_step(state, base, {'tokens': other[j], 'mask': other_mask[j]}, eta)
+      out['interfered'] = meta.answer_correct(mm, state, base, task)
+    return out
 
-  return jax.jit(jax.vmap(one))(tasks)
+  return jax.jit(jax.vmap(one))(tasks, others, others_mask)
 
 
 ARM_FIELDS = ('objective', 'mode', 'subset', 'steps')
@@ -97,7 +119,10 @@ def parse_arm(arm: str) -> dict:
   if not 2 <= len(parts) <= 4:
     raise ValueError(f'config.arms entry {arm!r}: expected objective/mode[/subset[/steps]]')
   out = dict(zip(ARM_FIELDS, parts + ['all', '1'][len(parts) - 2:]))
-  out['steps'] = int(out['steps'])
+  try:
+    out['steps'] = int(out['steps'])
+  except ValueError:
+    raise ValueError(f'config.arms entry {arm!r}: steps {out["steps"]!r} is not an integer') from None
   if out['objective'] not in meta.objectives.OBJECTIVES or out['mode'] not in meta.objectives.MODES:
     raise ValueError(f'config.arms entry {arm!r}: objective in {meta.objectives.OBJECTIVES}, mode in '
                      f'{meta.objectives.MODES}')
@@ -110,58 +135,73 @@ def arm_model(model, arm: dict, eta: float) -> meta.MetaModel:
                                                 lora=meta.inner.lora_lib.LoraConfig(rank=4, alpha=4.)))
 
 
-def meta_train(config, mm_eta, base, vocab, objective, mode):
-  tx = optax.adam(float(config.meta_lr))
-  params = mm_eta.init_meta(jax.random.key(int(config.seed) + 1), base)
-  opt = tx.init(params)
+def meta_train(config, mm_arm, base, vocab, arm: dict, workdir: str, frozen_id: str):
+  """Meta-trains one arm through the one trainer (jaxlab.meta.make_loss_fn as Task.loss_fn, the pretrained
+  base as Task.frozen_params); returns (meta params, info from the run's metrics.jsonl)."""
+  b, off = int(config.meta.batch_size), _data_offset(config)
 
-  @jax.jit
-  def step(params, opt, tasks):
-    l, g = jax.value_and_grad(lambda p: meta.meta_loss(mm_eta, p, base, tasks, objective=objective, mode=mode))(
-        params)
-    u, opt = tx.update(g, opt, params)
-    return optax.apply_updates(params, u), opt, l
+  def batch(i):
+    kinds = [ct.task_arrays(vocab, b // 2, 50_000 + off + 2 * int(i) + k, kind) for k, kind in enumerate(ct.QUERIES)]
+    return jax.tree.map(lambda *x: np.concatenate(x), *kinds)
 
-  b, t0, losses = int(config.meta_batch), time.time(), []
-  for i in range(int(config.meta_steps)):
-    kinds = [ct.task_arrays(vocab, b // 2, 50_000 + 2 * i + k, kind) for k, kind in enumerate(ct.QUERIES)]
-    tasks = jax.tree.map(lambda *x: np.concatenate(x), *kinds)
-    params, opt, l = step(params, opt, tasks)
-    losses.append(float(l))
-  return params, {'first_loss': losses[0], 'last_loss': float(np.mean(losses[-10:])),
-                  'seconds_per_step': (time.time() - t0) / max(1, len(losses))}
+  init = lambda r: mm_arm.init_meta(jax.random.key(int(config.seed) + 1), base)
+  task = Task(init_params=init, loss_fn=meta.make_loss_fn(mm_arm, objective=arm['objective'], mode=arm['mode']),
+              train_data=_stream(batch), frozen_params=base, frozen_id=frozen_id)
+  t0 = time.time()
+  res = train(config.meta, workdir, task, devices=[jax.devices()[0]])
+  rows = [r for r in metrics_lib.read_jsonl(os.path.join(workdir, 'metrics.jsonl')) if 'train/meta_loss' in r]
+  sps = [r['train/steps_per_sec'] for r in rows if r.get('train/steps_per_sec')]
+  info = {'first_window_loss': rows[0]['train/meta_loss'], 'last_window_loss': rows[-1]['train/meta_loss'],
+          'log_every': int(config.meta.log_every),
+          'seconds_per_step': float(np.median([1 / s for s in sps])) if sps else None,
+          'stage_seconds_this_call': time.time() - t0}
+  return jax.device_get(res.state.params), info
 
 
-@runrecord.recorded
+def _arm_dir(arm_name: str) -> str:
+  return arm_name.replace('/', '_')
+
+
+@runrecord.recorded(continuable=('arms', 'meta.total_steps'))
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   t_start = time.time()
+  for block in ('pretrain', 'meta'):
+    validate_config(config[block], f'config.{block}')
+  arms = [(name, parse_arm(name)) for name in config.arms]
   vocab, model = build(config)
-  base = pretrain(config, vocab, model)
+  base, pretrain_s = pretrain(config, vocab, model, workdir)
+  frozen_id = f'gd_prompting pretrain seed {int(config.seed)} steps {int(config.pretrain.total_steps)}'
   mm = meta.MetaModel(model, meta.InnerConfig())
   dev = {k: ct.task_arrays(vocab, int(config.num_dev), 1, k) for k in ct.QUERIES}
   test = {k: ct.task_arrays(vocab, int(config.num_test), 2, k) for k in ct.QUERIES}
   irrelevant = {k: ct.task_arrays(vocab, int(config.num_test), 2, k, irrelevant=True) for k in ct.QUERIES}
   eta_scores = {}
   for eta in config.etas:
-    eta_scores[str(eta)] = float(np.mean([accuracies(mm, base, base, dev[k], float(eta))[2].mean()
+    eta_scores[str(eta)] = float(np.mean([accuracies(mm, base, base, dev[k], float(eta))['step'].mean()
                                           for k in ct.QUERIES]))
   eta = float(max(config.etas, key=lambda e: eta_scores[str(e)]))
-  out = {'eta_dev_one_step': eta_scores, 'eta': eta, 'rows': {k: {} for k in ct.QUERIES}, 'meta_training': {}}
+  k_int = int(config.interference)
+  out = {'seed': int(config.seed), 'eta_dev_one_step': eta_scores, 'eta': eta, 'rows': {k: {} for k in ct.QUERIES},
+         'meta_training': {}, 'pretrain_seconds_this_call': pretrain_s}
   for k in ct.QUERIES:
-    none, prompted, step0 = (float(a.mean()) for a in accuracies(mm, base, base, test[k], eta))
-    out['rows'][k].update(no_context=none, prompted=prompted, one_step_no_meta=step0)
-  for arm_name in config.arms:
-    arm = parse_arm(arm_name)
+    acc = {n: float(a.mean()) for n, a in accuracies(mm, base, base, test[k], eta, 1, k_int).items()}
+    out['rows'][k].update(no_context=acc['none'], prompted=acc['prompted'], one_step_no_meta=acc['step'])
+    if k_int:
+      out['rows'][k][f'one_step_no_meta, then {k_int} other contexts'] = acc['interfered']
+  for arm_name, arm in arms:
     mm_arm = arm_model(model, arm, eta)
-    params, info = meta_train(config, mm_arm, base, vocab, arm['objective'], arm['mode'])
+    params, info = meta_train(config, mm_arm, base, vocab, arm, os.path.join(workdir, 'meta', _arm_dir(arm_name)),
+                              frozen_id)
     out['meta_training'][arm_name] = info
     for k in ct.QUERIES:
-      out['rows'][k][f'meta {arm_name}, no context'] = float(
-          accuracies(mm_arm, base, params, test[k], eta, arm['steps'])[0].mean())
-      out['rows'][k][f'meta {arm_name}'] = float(
-          accuracies(mm_arm, base, params, test[k], eta, arm['steps'])[2].mean())
-      out['rows'][k][f'meta {arm_name}, irrelevant context'] = float(
-          accuracies(mm_arm, base, params, irrelevant[k], eta, arm['steps'])[2].mean())
+      acc = {n: float(a.mean()) for n, a in accuracies(mm_arm, base, params, test[k], eta, arm['steps'], k_int).items()}
+      rows = out['rows'][k]
+      rows[f'meta {arm_name}, no context'] = acc['none']
+      rows[f'meta {arm_name}'] = acc['step']
+      if k_int:
+        rows[f'meta {arm_name}, then {k_int} other contexts'] = acc['interfered']
+      rows[f'meta {arm_name}, irrelevant context'] = float(
+          accuracies(mm_arm, base, params, irrelevant[k], eta, arm['steps'])['step'].mean())
   out['chance'] = {'describe': 1 / vocab.num_names, 'recall': 1 / vocab.num_words}
   out['wall_seconds'] = time.time() - t_start
   out['device'] = jax.devices()[0].device_kind
@@ -177,9 +217,18 @@ main = app_flags.main_for(run)
 def validate() -> None:
   """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
   config = flags.FLAGS.config
-  for key in ('pretrain_steps', 'pretrain_batch', 'meta_steps', 'meta_batch'):
-    if key in config and int(config[key]) <= 0:
+  for key in ('num_dev', 'num_test'):
+    if int(config[key]) <= 0:
       app_flags.fail(f'--config.{key}={config[key]} must be positive')
+  if int(config.interference) < 0:
+    app_flags.fail(f'--config.interference={config.interference} must be >= 0')
+  if int(config.meta.batch_size) % 2 or int(config.pretrain.batch_size) % 2:
+    app_flags.fail('--config.meta.batch_size and --config.pretrain.batch_size must be even (half per query kind)')
+  for arm in config.arms:
+    try:
+      parse_arm(arm)
+    except ValueError as e:
+      app_flags.fail(f'--config.arms: {e}')
 
 
 if __name__ == '__main__':

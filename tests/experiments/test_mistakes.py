@@ -37,7 +37,7 @@ ALL_BINARIES = [*CONFIGS, "chat"]
 # A value that parses but is wrong, rejected by the trainer's (or the binary's) checks after the full start.
 NEGATIVE = {"lm": "total_steps", "psm": "train.total_steps", "elf": "total_steps", "varc": "total_steps",
             "rlcr": "sft.total_steps", "multi_answer": "sft.total_steps", "attn_programs": "num_fit",
-            "hypnosis": "train.total_steps", "gd_prompting": "meta_steps",
+            "hypnosis": "train.total_steps", "gd_prompting": "meta.total_steps",
             "own_words": "num_conversations", "visual_skill": "max_steps", "circuits": "num_prompts",
             "multimodal_saes": "vit.train.total_steps", "self_ctrl": "sft.total_steps"}
 # The integer key each binary's config has for the typo and bad-value cases (default "seed").
