@@ -74,7 +74,7 @@ def model_config(cfg: ml_collections.ConfigDict, vocab_size: int, max_len: int) 
   common = dict(vocab_size=vocab_size, num_layers=m.num_layers, embed_dim=m.embed_dim, num_heads=m.num_heads,
                 num_kv_heads=m.num_kv_heads, mlp_dim=m.mlp_dim, max_len=max_len, tie_embeddings=m.tie_embeddings,
                 dropout_rate=m.dropout_rate, mixer=m.mixer, dtype=m.get("dtype", "float32"),
-                remat=m.get("remat", "none"))
+                remat=m.get("remat", "none"), attention_impl=m.get("attention_impl", "reference"))
   if m.family == "llama":
     return transformer.llama_config(rope_base=m.rope_base, **common)
   if m.family == "gpt2":
