@@ -16,10 +16,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
 from jaxlab.data import corpora, pipeline, tokenizers
 from jaxlab.nn.lm import transformer
@@ -34,7 +36,14 @@ def load_corpus(cfg: ml_collections.ConfigDict) -> str:
 def build_tokenizer(cfg: ml_collections.ConfigDict, text: str, workdir: str) -> tokenizers.Tokenizer:
   """The SentencePiece tokenizer of `workdir/tokenizer/spm`, trained on `text` on first use."""
   kw = {"input_sentence_size": int(cfg.tokenizer_sentences)} if cfg.tokenizer_sentences else {}
-  return tokenizers.train_or_load(text, os.path.join(workdir, "tokenizer", "spm"), int(cfg.vocab_size), **kw)
+  path = os.path.join(workdir, "tokenizer", "spm")
+  if jax.process_count() == 1:
+    return tokenizers.train_or_load(text, path, int(cfg.vocab_size), **kw)
+  # Several processes share the workdir: process 0 trains (or loads), the others load its file afterwards.
+  if jax.process_index() == 0:
+    tok = tokenizers.train_or_load(text, path, int(cfg.vocab_size), **kw)
+  multihost_utils.sync_global_devices("jaxlab.data.lm_task.build_tokenizer")
+  return tok if jax.process_index() == 0 else tokenizers.train_or_load(text, path, int(cfg.vocab_size), **kw)
 
 
 @dataclasses.dataclass
@@ -64,12 +73,22 @@ def model_config(cfg: ml_collections.ConfigDict, vocab_size: int, max_len: int) 
   m = cfg.model
   common = dict(vocab_size=vocab_size, num_layers=m.num_layers, embed_dim=m.embed_dim, num_heads=m.num_heads,
                 num_kv_heads=m.num_kv_heads, mlp_dim=m.mlp_dim, max_len=max_len, tie_embeddings=m.tie_embeddings,
-                dropout_rate=m.dropout_rate, mixer=m.mixer)
+                dropout_rate=m.dropout_rate, mixer=m.mixer, dtype=m.get("dtype", "float32"),
+                remat=m.get("remat", "none"), attention_impl=m.get("attention_impl", "reference"))
   if m.family == "llama":
     return transformer.llama_config(rope_base=m.rope_base, **common)
   if m.family == "gpt2":
     return transformer.gpt2_config(**common)
   raise ValueError(f"config.model.family={m.family!r} is not one of 'llama', 'gpt2'")
+
+
+def make_loss_fn(model):
+  """``(params, batch, rng) -> (mean next-token NLL, {'accuracy'})`` on {'inputs', 'targets'} [batch, T]."""
+  def loss_fn(params, batch, rng):
+    logits = model.apply({"params": params}, batch["inputs"], deterministic=False, rngs={"dropout": rng})
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+    return jnp.mean(nll), {"accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["targets"])}
+  return loss_fn
 
 
 def make_task(config: ml_collections.ConfigDict, model, train_tokens: np.ndarray,
@@ -86,10 +105,7 @@ def make_task(config: ml_collections.ConfigDict, model, train_tokens: np.ndarray
   eval_batches = pipeline.make_eval_batches(val_src, int(config.data.eval_batch_size))
   max_eval = int(config.data.max_eval_batches)
 
-  def loss_fn(params, batch, rng):
-    logits = model.apply({"params": params}, batch["inputs"], deterministic=False, rngs={"dropout": rng})
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
-    return jnp.mean(nll), {"accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["targets"])}
+  loss_fn = make_loss_fn(model)
 
   def eval_step(params, batch):
     logits = model.apply({"params": params}, batch["inputs"])

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
+from jaxlab.nn import fast_attention
 from jaxlab.nn.layers import RMSNorm, rope_1d, rope_2d
 
 Array = jax.Array
@@ -228,6 +229,12 @@ class Attention(nn.Module):
     max_cache_len: KV-cache slots for decode mode (must be > 0 to decode).
     dtype: compute dtype.
     param_dtype: parameter dtype.
+    implementation: 'reference' (the explicit float32 weights below) or a fast kernel of
+      jaxlab.nn.fast_attention ('xla', 'cudnn', 'splash', 'auto'). The fast path is taken only where it
+      computes the same thing: no head_override, 'intermediates' not mutable (no weight capture) and no
+      attention dropout in training; otherwise the reference runs.
+    causal: the module ANDs the causal mask itself outside decode mode (DecoderLM sets it with a fast
+      implementation, so the kernel sees "causal" rather than a dense mask).
   """
   num_heads: int
   num_kv_heads: int
@@ -244,6 +251,8 @@ class Attention(nn.Module):
   max_cache_len: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  implementation: str = 'reference'
+  causal: bool = False
 
   def _check_config(self) -> None:
     if self.num_heads <= 0 or self.num_kv_heads <= 0 or self.head_dim <= 0:
@@ -254,6 +263,9 @@ class Attention(nn.Module):
                        f'({self.num_kv_heads}).')
     if self.rope not in _ROPE_KINDS:
       raise ValueError(f'Unknown rope {self.rope!r}; expected one of {_ROPE_KINDS}.')
+    if self.implementation not in fast_attention.IMPLEMENTATIONS:
+      raise ValueError(f'Unknown attention implementation {self.implementation!r}; expected one of '
+                       f'{fast_attention.IMPLEMENTATIONS}.')
 
   def _proj(self, heads: int, name: str) -> HeadsIn:
     return HeadsIn(heads, self.head_dim, self.use_bias, self.dtype, self.param_dtype, name=name)
@@ -334,18 +346,25 @@ class Attention(nn.Module):
         mask = combine_masks(mask, sliding_window_mask(slots, jnp.arange(k.shape[1], dtype=jnp.int32),
                                                        self.sliding_window))
 
-    q = q.reshape(b, t, kvh, group, self.head_dim)
-    weights = dot_product_attention_weights(q, k, mask, self.query_scale)  # [b, heads, t, s] float32
-    self.sow('intermediates', 'attention_weights', weights)
-    if head_override is not None:
-      new_weights, use = head_override
-      weights = jnp.where(jnp.asarray(use, jnp.bool_)[None, :, None, None],
-                          new_weights.astype(jnp.float32), weights)
-    weights = nn.Dropout(self.dropout_rate)(weights, deterministic=deterministic)
+    causal = self.causal and not decode
+    if self._use_fast(head_override, deterministic):
+      encoded = fast_attention.attend(q, k, v.astype(self.dtype), mask, causal=causal, scale=self.query_scale,
+                                      implementation=self.implementation).astype(self.dtype)
+    else:
+      if causal:
+        mask = combine_masks(causal_mask(t), mask)
+      q = q.reshape(b, t, kvh, group, self.head_dim)
+      weights = dot_product_attention_weights(q, k, mask, self.query_scale)  # [b, heads, t, s] float32
+      self.sow('intermediates', 'attention_weights', weights)
+      if head_override is not None:
+        new_weights, use = head_override
+        weights = jnp.where(jnp.asarray(use, jnp.bool_)[None, :, None, None],
+                            new_weights.astype(jnp.float32), weights)
+      weights = nn.Dropout(self.dropout_rate)(weights, deterministic=deterministic)
 
-    s = k.shape[1]
-    weights = weights.astype(self.dtype).reshape(b, kvh, group, t, s)
-    encoded = jnp.einsum('bkgts,bskd->btkgd', weights, v.astype(self.dtype))
+      s = k.shape[1]
+      weights = weights.astype(self.dtype).reshape(b, kvh, group, t, s)
+      encoded = jnp.einsum('bkgts,bskd->btkgd', weights, v.astype(self.dtype))
     encoded = encoded.reshape(b, t, self.num_heads, self.head_dim)
     encoded = nn.with_logical_constraint(encoded, ('batch', 'length', 'heads', 'kv'))
     if hooks:
@@ -360,6 +379,13 @@ class Attention(nn.Module):
     if decode:
       out = jnp.where(overflow, jnp.nan, out).astype(out.dtype)
     return nn.with_logical_constraint(out, ('batch', 'length', 'embed'))
+
+  def _use_fast(self, head_override, deterministic: bool) -> bool:
+    """The fast kernel computes what the reference would: no override, no capture, no weight dropout."""
+    if self.implementation == 'reference':
+      return False
+    return (head_override is None and not self.is_mutable_collection('intermediates')
+            and (deterministic or self.dropout_rate == 0.))
 
   # ------------------------------------------------------------------------------------------------
   # KV cache.

@@ -38,11 +38,31 @@ def quiet_libraries() -> None:
       target.addFilter(_QuietLibraries())
 
 
+def distributed_kwargs() -> dict:
+  """Arguments for jax.distributed.initialize from the environment.
+
+  JAX reads ``JAX_COORDINATOR_ADDRESS`` itself and detects SLURM / TPU / MPI clusters; ``JAX_NUM_PROCESSES``
+  and ``JAX_PROCESS_ID`` (set by ``python -m jaxlab.launch``) name the rest where no cluster does, and
+  ``JAXLAB_HEARTBEAT_TIMEOUT`` (seconds) bounds how long the survivors of a dead process wait (JAX's default 100).
+  """
+  kwargs = {}
+  for key, arg in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id"),
+                   ("JAXLAB_HEARTBEAT_TIMEOUT", "heartbeat_timeout_seconds")):
+    if os.environ.get(key):
+      try:
+        kwargs[arg] = int(os.environ[key])
+      except ValueError:
+        raise ValueError(f"environment variable {key}={os.environ[key]!r} is not an integer") from None
+  return kwargs
+
+
 def initialize() -> None:
   """Multi-host start when the environment says so, partitionable RNG, one log line per device kind."""
   quiet_libraries()
   if _is_multihost_env() and not jax.distributed.is_initialized():
-    jax.distributed.initialize()
+    if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    jax.distributed.initialize(**distributed_kwargs())
   jax.config.update("jax_threefry_partitionable", True)
   logging.info("JAX %s: process %d/%d, %d local / %d global devices (%s)", jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(), jax.device_count(),

@@ -75,7 +75,8 @@ class Task:
     train_data: a grain iterator (get_state/set_state) yielding this host's share of each global batch as
       a dict of numpy arrays with a leading batch dimension.
     eval_step: optional ``(params, batch) -> dict of sums`` with a 'weight' entry; means are reported.
-    eval_data: optional zero-argument callable returning a fresh iterable of eval batches.
+    eval_data: optional zero-argument callable returning a fresh iterable of eval batches: global batches,
+      the same on every process (in a multi-process run each process feeds its own rows of them).
     tokens_per_example: for tokens/s (sequence length for an LM, 1 otherwise).
     flops_per_example: model FLOPs of one example's forward+backward (e.g. 6·N·T + attention for an LM);
       None falls back to XLA's cost analysis of the compiled step.
@@ -225,11 +226,31 @@ def to_global(batch: Batch, sharding: jax.sharding.NamedSharding) -> dict[str, j
   return {k: convert(v) for k, v in batch.items()}
 
 
+def host_rows(batch: Batch) -> Batch:
+  """This process's rows of a global numpy batch that every process holds whole (eval batches); jax.Arrays
+  and single-process runs pass through."""
+  n, i = jax.process_count(), jax.process_index()
+  if n == 1:
+    return batch
+  out = {}
+  for k, v in batch.items():
+    if isinstance(v, jax.Array):
+      out[k] = v
+      continue
+    rows = np.shape(v)[0]
+    if rows % n:
+      raise ValueError(f"an eval batch's {k!r} has {rows} rows, which the {n} processes cannot split evenly")
+    out[k] = np.asarray(v)[i * rows // n:(i + 1) * rows // n]
+  return out
+
+
 def evaluate(eval_fn, params, batches: Iterable[Batch], sharding) -> dict[str, float]:
-  """Sums ``eval_fn`` over the batches on device; one host transfer at the end."""
+  """Sums ``eval_fn`` over the batches on device; one host transfer at the end.
+
+  Each batch is global and the same on every process (each feeds its own rows, see ``host_rows``)."""
   total = None
   for batch in batches:
-    sums = eval_fn(params, to_global(batch, sharding))
+    sums = eval_fn(params, to_global(host_rows(batch), sharding))
     total = sums if total is None else jax.tree.map(jnp.add, total, sums)
   if total is None:
     raise ValueError("the eval data produced no batches")

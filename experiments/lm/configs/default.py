@@ -5,6 +5,8 @@ Run (flagship):
   python -m experiments.lm.main --config=experiments/lm/configs/default.py --workdir=workdirs/lm
 Tiny variant (seconds; used by the entry test):
   python -m experiments.lm.main --config=experiments/lm/configs/default.py:tiny --workdir=workdirs/lm_tiny
+Paper-size variant (compiled ahead of time for a TPU slice; no data or weights):
+  python -m jaxlab.train.aot --config=experiments/lm/configs/default.py:paper --topology=v5p:4x4x4
 Override any field on the command line, e.g. --config.total_steps=100 (unknown keys are an error).
 """
 
@@ -51,6 +53,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.tie_embeddings = True   # share the input embedding with the output head
   c.model.dropout_rate = 0.0      # dropout on embeddings, attention and residual branches
   c.model.mixer = "attention"     # sequence mixer in every block
+  c.model.dtype = "float32"       # compute dtype (parameters stay float32)
+  c.model.remat = "none"          # per-block rematerialisation: none | full | a jax.checkpoint_policies name
+  c.model.attention_impl = "reference"  # reference | xla | cudnn | splash | auto (jaxlab.nn.fast_attention)
 
   c.sample = ml_collections.ConfigDict()
   c.sample.prompt = "ROMEO:"      # prompt for the samples printed after each eval
@@ -76,6 +81,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.num_kv_heads = 2
     c.model.mlp_dim = 128
     c.sample.num_tokens = 8
+  elif arg == "paper":  # SmolLM2-1.7B's shape (Allal et al. 2025; the family jaxlab imports) on a v5p-128 slice
+    c.batch_size = 256            # 0.5M tokens per step (SmolLM2: 2M; 4 micro-batches of this reach it)
+    c.data.vocab_size = 49152
+    c.data.seq_len = 2048
+    c.model.num_layers = 24
+    c.model.embed_dim = 2048
+    c.model.num_heads = 32
+    c.model.num_kv_heads = 32
+    c.model.mlp_dim = 8192
+    c.model.rope_base = 130000.0
+    c.model.dtype = "bfloat16"
+    c.model.remat = "full"
+    c.mesh = dict(data=1, fsdp=64, tensor=1)  # python -m jaxlab.train.aot ... --topology=v5p:4x4x4
   elif arg not in (None, ""):
-    raise ValueError(f"unknown config variant {arg!r}; expected '' or 'tiny'")
+    raise ValueError(f"unknown config variant {arg!r}; expected '', 'tiny' or 'paper'")
   return c

@@ -44,6 +44,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.embed_dim, c.model.chunk_sizes, c.model.agg_layers, c.model.inf_layers = 32, (8,), 1, 1
     c.train.total_steps, c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 3, 1, 0, 0
     c.train.optimizer.warmup_steps = 1
+  elif arg == 'paper':  # the paper's WikiText-103 LM at GPT-2-small width, for AOT compilation on a v5p-16 slice
+    c.models, c.batch_size = ('psm',), 64                    # paper: batch 64, seq 512, GPT-2 tokenizer
+    c.data.vocab_size, c.data.seq_len = 50257, 512
+    c.model.embed_dim, c.model.num_heads, c.model.chunk_sizes = 768, 12, (32,)   # c = 32: ppl 24.12 in the paper
+    c.model.agg_layers, c.model.inf_layers = 6, 6            # assumed: 12 layers as GPT-2 small (not in the digest)
+    c.train.optimizer.learning_rate, c.train.optimizer.warmup_steps = 1e-4, 1000
+    c.train.mesh = dict(data=8, fsdp=1, tensor=1)            # python -m jaxlab.train.aot ... --topology=v5p:2x2x2
   elif arg is not None:
-    raise ValueError(f'Unknown config argument {arg!r}; expected None or "tiny".')
+    raise ValueError(f'Unknown config argument {arg!r}; expected None, "tiny" or "paper".')
   return c

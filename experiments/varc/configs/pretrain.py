@@ -2,7 +2,9 @@ r"""VARC offline pretraining on the ARC-1 training tasks (jaxlab trainer).
 
   python -m experiments.varc.main --config=experiments/varc/configs/pretrain.py:tiny --workdir=workdirs/varc_pre
 
-Argument: comma-separated options: 'noaug' (no scale/translation augmentation), 'tiny' (CPU: ViT 64d/2 blocks, canvas 16, only the training tasks whose grids fit, a few
+Argument: comma-separated options: 'noaug' (no scale/translation augmentation), 'paper' (the paper-size default on the mesh of a
+v5p-8 slice: python -m jaxlab.train.aot --config=experiments/varc/configs/pretrain.py:paper --topology=v5p:2x2x1),
+'tiny' (CPU: ViT 64d/2 blocks, canvas 16, only the training tasks whose grids fit, a few
 hundred steps) or '' (paper-like ViT-18M,
 canvas 64; paper: 100 epochs, 400 tasks + RE-ARC, which is not available offline).
 """
@@ -43,6 +45,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.measure_peak = False                   # Skip the matmul-peak probe.
   c.peak_flops_per_device = 190e9 if tiny else 0.0  # MFU denominator (2-core CPU: 190 GFLOP/s).
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1))  # Device mesh.
+  if 'paper' in (arg or '').split(','):  # the 18M ViT data-parallel over a v5p-8 slice (4 chips; jaxlab.train.aot)
+    c.mesh = ml_collections.ConfigDict(dict(data=4, fsdp=1, tensor=1))
   c.sharding_rules = None                  # Default logical-axis rules.
   c.optimizer = ml_collections.ConfigDict(dict(
       name='adamw', learning_rate=2e-3 if tiny else 3e-4, schedule='warmup_cosine',

@@ -89,8 +89,12 @@ class TransformerConfig:
   rope_local_base: float = 0.     # RoPE base of the sliding-window layers (0 -> rope_base).
   query_scale: float = 0.         # Multiplies q k^T (Gemma: query_pre_attn_scalar ** -0.5); 0 -> head_dim ** -0.5.
   final_logit_softcap: float = 0.  # > 0: logits = cap * tanh(logits / cap); 0 = none.
+  attention_impl: str = 'reference'  # 'reference' | 'xla' | 'cudnn' | 'splash' | 'auto' (jaxlab.nn.fast_attention).
 
   def __post_init__(self):
+    from jaxlab.nn import fast_attention  # pylint: disable=import-outside-toplevel
+    if self.attention_impl not in fast_attention.IMPLEMENTATIONS:
+      raise ValueError(f'attention_impl must be one of {fast_attention.IMPLEMENTATIONS}, got {self.attention_impl!r}.')
     for name in ('vocab_size', 'num_layers', 'embed_dim', 'num_heads', 'max_len'):
       if getattr(self, name) <= 0:
         raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
@@ -244,7 +248,8 @@ def make_mixer(config: TransformerConfig, name: str) -> nn.Module:
         rope='1d' if config.pos == 'rope' else 'none', rope_base=config.rope_base,
         dropout_rate=config.dropout_rate, qk_norm=config.qk_norm, qk_norm_eps=config.norm_eps,
         sliding_window=config.sliding_window, query_scale=config.query_scale or None,
-        max_cache_len=config.max_len, dtype=config.compute_dtype, name=name)
+        max_cache_len=config.max_len, dtype=config.compute_dtype,
+        implementation=config.attention_impl, causal=config.attention_impl != 'reference', name=name)
   if config.mixer in _MIXERS:
     from jaxlab.nn.psm import mixers as psm_mixers  # pylint: disable=g-import-not-at-top
     return psm_mixers.MIXERS[config.mixer](
@@ -426,7 +431,8 @@ class DecoderLM(nn.Module):
     x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
     x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
 
-    if not decode:  # Decode mode builds its causal mask from the cache.
+    fast_attention = cfg.mixer == 'attention' and cfg.attention_impl != 'reference'  # applies causal itself
+    if not decode and not fast_attention:  # Decode mode builds its causal mask from the cache.
       mask = combine_masks(causal_mask(t), mask)
     block_cls = Block
     if cfg.remat != 'none' and not decode:  # Decode path is not rematerialised.
