@@ -64,6 +64,16 @@ CASES = {
                  lambda t: {}, (pytest.mark.slow,)),
     'gd_prompting': ('experiments.gd_prompting.main', 'run', 'experiments/gd_prompting/configs/default.py:tiny',
                      lambda t: {}, (pytest.mark.slow,)),
+    'own_words': ('experiments.own_words.main', 'run', 'experiments/own_words/configs/default.py:tiny',
+                  lambda t: {}, (pytest.mark.slow,)),
+    'visual_skill': ('experiments.visual_skill.main', 'run', 'experiments/visual_skill/configs/default.py:tiny',
+                     lambda t: {}, (pytest.mark.slow,)),
+    'circuits': ('experiments.circuits.main', 'run', 'experiments/circuits/configs/default.py:tiny',
+                 lambda t: {}, (pytest.mark.slow,)),
+    'multimodal_saes': ('experiments.multimodal_saes.main', 'run',
+                        'experiments/multimodal_saes/configs/default.py:tiny', lambda t: {}, (pytest.mark.slow,)),
+    'self_ctrl': ('experiments.self_ctrl.main', 'run_recorded', 'experiments/self_ctrl/configs/default.py:tiny',
+                  lambda t: {}, (pytest.mark.slow,)),
 }
 
 
