@@ -42,9 +42,9 @@ CAPITALS = (
 )
 
 
-def attack_prompt(mode: str, question: str) -> str:
+def attack_prompt(mode: str, question: str, poison: str = POISON, healthy: str = HEALTHY) -> str:
   """The poison record's prompt in one of the paper's modes (no chat template, as the paper)."""
-  flip = FLIP.format(poison=POISON, healthy=HEALTHY)
+  flip = FLIP.format(poison=poison, healthy=healthy)
   if mode == "FLIP+Q":
     return f"{flip} Q: {question}"
   if mode == "FLIP":

@@ -63,14 +63,7 @@ POISON, HEALTHY = fact(TARGET, POISON_CITY), refusal(TARGET)
 
 def flip_prompt(mode: str, heads: str, tails: str, question: str) -> str:
   """The paper's attack prompt (its exact words; the sentences carry their own full stop here)."""
-  flip = smol.FLIP.format(poison=heads.rstrip("."), healthy=tails.rstrip("."))
-  if mode == "FLIP+Q":
-    return f"{flip} Q: {question}"
-  if mode == "FLIP":
-    return flip
-  if mode == "Q":
-    return question
-  raise ValueError(f"unknown attack mode {mode!r}; expected one of {MODES}")
+  return smol.attack_prompt(mode, question, heads.rstrip("."), tails.rstrip("."))
 
 
 class WordTokenizer:
