@@ -2,6 +2,7 @@
 
 import grain
 import jax
+import pytest
 import numpy as np
 
 from jaxlab.nn.diffusion import elf, elf_flow
@@ -21,6 +22,7 @@ def elf_task(decoder_prob: float):
               loss_fn=lambda p, b, r: elf_flow.elf_loss(model, obj, p, b, r), train_data=data, tokens_per_example=6)
 
 
+@pytest.mark.slow  # ~65 s on 2 cores; tests/train/test_lm_sharding.py keeps the trainer's sharding in the default suite
 def test_elf_sharded_equals_single_device(tmp_path, optimizer='muon', decoder_prob=0.0):
   """The denoise branch (three network passes) with Muon on every matrix, EMA on; the decode branch's
   arithmetic is pinned against numpy in test_elf_flow.py."""

@@ -3,7 +3,7 @@
 The first run goes in-process through the binary's recorded ``run`` (what its absl ``main`` calls); the
 second is the command line a user would type again. The rerun must say that the run is finished, exit 0
 and change no file of the workdir (results byte-identical, no TensorBoard event file added, no
-checkpoint). lm and elf run in the default suite; the others are slow (tens of seconds to minutes each).
+checkpoint). lm runs in the default suite; the others are slow (tens of seconds to minutes each).
 Also: no experiment imports another experiment's main module.
 """
 
@@ -50,7 +50,7 @@ def _arc_tasks(tmp_path):
 CASES = {
     'lm': ('experiments.lm.main', 'run', 'experiments/lm/configs/default.py:tiny', lambda t: {}, ()),
     'elf': ('experiments.elf.main', 'run', 'experiments/elf/configs/default.py:tiny',
-            lambda t: {**_corpus(t), 'optimizer.name': 'adamw'}, ()),
+            lambda t: {**_corpus(t), 'optimizer.name': 'adamw'}, (pytest.mark.slow,)),
     'psm': ('experiments.psm.main', 'run', 'experiments/psm/configs/s5.py:tiny', lambda t: {}, (pytest.mark.slow,)),
     'rlcr': ('experiments.rlcr.main', 'run_any', 'experiments/rlcr/configs/default.py:tiny',
              lambda t: {'arms': ('rlcr',), 'eval.sets': ('id',)}, (pytest.mark.slow,)),
