@@ -101,12 +101,13 @@ def converse(model: chat.ChatModel, convs: list[list[dialogues.UserTurn]], mode:
     for i, conv in enumerate(convs):
       messages = histories[i] + [{'role': 'user', 'content': conv[r].text}]
       ctxs.append(context.build(messages, mode, summaries=summaries[i] if mode == 'summary' else None))
-    replies = model.respond(ctxs, **gen)
+    ids = [model.prompt_ids(c) for c in ctxs]
+    replies = model.respond_ids(ids, **gen)
     for i, conv in enumerate(convs):
       reply = dialogues.wrong_answer(conv[r]) if r == inject_wrong_at else replies[i]
       answers[i].append(reply)
       correct[i].append(bool(dialogues.correct(replies[i], conv[r])))
-      tokens[i].append(len(model.prompt_ids(ctxs[i])))
+      tokens[i].append(len(ids[i]))
       contexts[i].append(histories[i] + [{'role': 'user', 'content': conv[r].text}])
       histories[i] = contexts[i][-1] + [{'role': 'assistant', 'content': reply}]
     if mode == 'summary':
@@ -157,8 +158,7 @@ def filter_sweep(convs, fc: dict, ao: dict, config: ml_collections.ConfigDict) -
   rows = []
   for i, conv in enumerate(convs):
     for r in range(1, len(conv)):
-      messages = context.build(fc['contexts'][i][r], 'full')
-      turn = turn_filter.Turn(messages, r + 1, len(conv), turn_filter.categorise(conv[r].text, r + 1))
+      turn = turn_filter.Turn(fc['contexts'][i][r], r + 1, len(conv), turn_filter.categorise(conv[r].text, r + 1))
       rows.append((i, turn, conv[r].category, fc['correct'][i][r], ao['correct'][i][r],
                    fc['tokens'][i][r], ao['tokens'][i][r]))
   rule_agreement = float(np.mean([t.category == cat for _, t, cat, *_ in rows]))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxlab.agents.skills import skill_md
@@ -23,20 +21,12 @@ class MiniLM:
 
   def __init__(self, cache_dir: str | None = None):
     from jaxlab.data import text_latents  # pylint: disable=g-import-not-at-top
-    from jaxlab.nn.encoders import bert  # pylint: disable=g-import-not-at-top
+    self._text_latents = text_latents
     self.encoder, self.params, self.tok = text_latents.load_minilm(cache_dir)
-    self._apply = jax.jit(lambda p, t, m: bert.mean_pool(self.encoder.apply({'params': p}, t, padding=m)[0], m))
 
   def embed(self, texts: Sequence[str]) -> np.ndarray:
-    """[len(texts), 384] unit vectors."""
-    encs = self.tok.encode_batch(list(texts))
-    n = max(len(e.ids) for e in encs)
-    ids = np.zeros((len(encs), n), np.int32)
-    mask = np.zeros((len(encs), n), bool)
-    for i, e in enumerate(encs):
-      ids[i, :len(e.ids)], mask[i, :len(e.ids)] = e.ids, True
-    v = np.asarray(self._apply(self.params, jnp.asarray(ids), jnp.asarray(mask)))
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    """[len(texts), 384] unit vectors (jaxlab.data.text_latents.sentence_embeddings)."""
+    return self._text_latents.sentence_embeddings(self.encoder, self.params, self.tok, list(texts))
 
   def selector(self, entries: Sequence[skill_md.Entry]):
     """A SkillAgent `select` function over these entries (their embeddings computed once)."""

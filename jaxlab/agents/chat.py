@@ -49,9 +49,14 @@ class ChatModel:
               temperature: float = 0., top_p: float = 1., seed: int = 0, batch_size: int = 16,
               bucket: int = 64) -> list[str]:
     """One answer per conversation (each ends with the user turn to answer)."""
+    return self.respond_ids([self.prompt_ids(c) for c in conversations], max_new_tokens=max_new_tokens,
+                            temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, bucket=bucket)
+
+  def respond_ids(self, ids: Sequence[Sequence[int]], *, max_new_tokens: int = 64, temperature: float = 0.,
+                  top_p: float = 1., seed: int = 0, batch_size: int = 16, bucket: int = 64) -> list[str]:
+    """`respond` on prompts already rendered and tokenized (`prompt_ids`)."""
     from jaxlab.nn.lm import transformer  # pylint: disable=import-outside-toplevel
     from jaxlab.nn.lm.generate import generate  # pylint: disable=import-outside-toplevel
-    ids = [self.prompt_ids(c) for c in conversations]
     model = transformer.DecoderLM(self.config)
     answers: list[str] = []
     for start in range(0, len(ids), batch_size):

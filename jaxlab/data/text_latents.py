@@ -19,6 +19,7 @@ MiniLM), naming both lengths.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pathlib
@@ -47,6 +48,13 @@ def load_minilm(cache_dir: str | os.PathLike[str] | None = None):
   return BertEncoder(cfg), params, tok
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _mean_pooled(encoder, params, tokens, mask):
+  """[batch, embed] mean of the last hidden states over real tokens (one compilation per encoder and shape)."""
+  from jaxlab.nn.encoders.bert import mean_pool  # pylint: disable=g-import-not-at-top
+  return mean_pool(encoder.apply({'params': params}, tokens, padding=mask)[0], mask)
+
+
 def sentence_embeddings(encoder, params, tokenizer, texts: list[str], *, max_len: int = 128,
                         batch_size: int = 32, normalize: bool = True) -> np.ndarray:
   """[len(texts), embed] float32 sentence embeddings as sentence-transformers computes all-MiniLM-L6-v2's.
@@ -55,9 +63,7 @@ def sentence_embeddings(encoder, params, tokenizer, texts: list[str], *, max_len
   over real tokens (`bert.mean_pool`) and, with `normalize`, scaled to unit L2 norm. Batches are padded to
   `batch_size` rows and to a multiple of 32 tokens, so a few compilations serve any list.
   """
-  from jaxlab.nn.encoders.bert import mean_pool  # pylint: disable=g-import-not-at-top
   check_length(encoder, max_len, 'max_len')
-  apply = jax.jit(lambda p, t, m: mean_pool(encoder.apply({'params': p}, t, padding=m)[0], m))
   out = []
   for start in range(0, len(texts), batch_size):
     ids = [e.ids[:max_len - 1] + [e.ids[-1]] if len(e.ids) > max_len else e.ids
@@ -68,7 +74,7 @@ def sentence_embeddings(encoder, params, tokenizer, texts: list[str], *, max_len
     for row, i in enumerate(ids):
       toks[row, :len(i)], mask[row, :len(i)] = i, True
     mask[len(ids):, 0] = True
-    out.append(np.asarray(apply(params, toks, mask))[:len(ids)])
+    out.append(np.asarray(_mean_pooled(encoder, params, toks, mask))[:len(ids)])
   emb = np.concatenate(out) if out else np.zeros((0, encoder.config.embed_dim), np.float32)
   return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12) if normalize else emb
 

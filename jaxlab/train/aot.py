@@ -70,7 +70,7 @@ class AbstractTask:
 def topology_devices(topology: str) -> list:
   """The abstract devices of a TPU topology name such as 'v5p:4x4x4' or 'v5e:16x16' (needs libtpu).
 
-  libtpu takes a process-wide lock file (/tmp/libtpu_lockfile) unless told that several processes may load it;
+  libtpu takes a process-wide lock file (libtpu_lockfile in the temp folder) unless told that several processes may load it;
   an AOT compile never drives a chip, so several may run at once (ALLOW_MULTIPLE_LIBTPU_LOAD=1 is set here
   unless the environment says otherwise)."""
   from jax.experimental import topologies  # pylint: disable=import-outside-toplevel

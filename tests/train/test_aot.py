@@ -37,7 +37,7 @@ def test_command_line_mistakes_name_the_flag():
   with pytest.raises(SystemExit, match="no such file"):
     aot.load_config("experiments/lm/configs/nope.py")
   with pytest.raises(SystemExit, match="not under experiments/<name>/configs/"):
-    aot.default_task_builder("/tmp/config.py")
+    aot.default_task_builder("config.py")
   config = aot.load_config("experiments/lm/configs/default.py")
   aot.apply_overrides(config, ["mesh.fsdp=4", "model.dtype=bfloat16"])
   assert config.mesh["fsdp"] == 4 and config.model.dtype == "bfloat16"
