@@ -19,7 +19,6 @@ from jaxlab.nn.lm.transformer import TransformerConfig
 def transformers_llama(cfg: TransformerConfig, state_dict: Mapping[str, np.ndarray]):
   """transformers' LlamaForCausalLM (fp32, eval mode) holding `state_dict` (e.g.
   `jaxlab.io.gguf.llama_state_dict_from_gguf`); a tied head may be absent from the dict."""
-  import torch  # pylint: disable=import-outside-toplevel
   import transformers  # pylint: disable=import-outside-toplevel
   from transformers.initialization import no_init_weights  # pylint: disable=import-outside-toplevel
   hf_cfg = transformers.LlamaConfig(
@@ -31,12 +30,7 @@ def transformers_llama(cfg: TransformerConfig, state_dict: Mapping[str, np.ndarr
   hf_cfg.rope_parameters = {'rope_type': 'default', 'rope_theta': cfg.rope_base}
   with no_init_weights():  # every weight is loaded below; skip the random init of all parameters.
     model = transformers.LlamaForCausalLM(hf_cfg).eval().float()
-  missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()},
-                                              strict=False)
-  if unexpected or set(missing) - {'lm_head.weight'}:
-    raise ValueError(f'state dict does not fit LlamaForCausalLM: missing {missing}, unexpected {unexpected}')
-  model.tie_weights()
-  return model
+  return _load(model, state_dict)
 
 
 def transformers_gemma3(cfg: TransformerConfig, state_dict: Mapping[str, np.ndarray] | None = None):
@@ -65,9 +59,15 @@ def transformers_gemma3(cfg: TransformerConfig, state_dict: Mapping[str, np.ndar
     return transformers.Gemma3ForCausalLM(hf_cfg).eval().float()
   with no_init_weights():  # skip the random init of every parameter; all are loaded below.
     model = transformers.Gemma3ForCausalLM(hf_cfg).eval().float()
+  return _load(model, state_dict)
+
+
+def _load(model, state_dict: Mapping[str, np.ndarray]):
+  """Loads a Hugging Face layout state dict (the tied head may be absent) into `model` and ties the head."""
+  import torch  # pylint: disable=import-outside-toplevel
   missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()},
                                               strict=False)
   if unexpected or set(missing) - {'lm_head.weight'}:
-    raise ValueError(f'state dict does not fit Gemma3ForCausalLM: missing {missing}, unexpected {unexpected}')
+    raise ValueError(f'state dict does not fit {type(model).__name__}: missing {missing}, unexpected {unexpected}')
   model.tie_weights()
   return model
