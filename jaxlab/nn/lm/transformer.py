@@ -91,6 +91,12 @@ class TransformerConfig:
   final_logit_softcap: float = 0.  # > 0: logits = cap * tanh(logits / cap); 0 = none.
   attention_impl: str = 'reference'  # 'reference' | 'xla' | 'cudnn' | 'splash' | 'auto' (jaxlab.nn.fast_attention).
 
+  @property
+  def attention_applies_causal(self) -> bool:
+    """True when the attention mixer itself applies the causal mask (a fast implementation, which is told
+    "causal" rather than handed a dense mask); DecoderLM then leaves the mask to it."""
+    return self.mixer == 'attention' and self.attention_impl != 'reference'
+
   def __post_init__(self):
     from jaxlab.nn import fast_attention  # pylint: disable=import-outside-toplevel
     if self.attention_impl not in fast_attention.IMPLEMENTATIONS:
@@ -249,7 +255,7 @@ def make_mixer(config: TransformerConfig, name: str) -> nn.Module:
         dropout_rate=config.dropout_rate, qk_norm=config.qk_norm, qk_norm_eps=config.norm_eps,
         sliding_window=config.sliding_window, query_scale=config.query_scale or None,
         max_cache_len=config.max_len, dtype=config.compute_dtype,
-        implementation=config.attention_impl, causal=config.attention_impl != 'reference', name=name)
+        implementation=config.attention_impl, causal=config.attention_applies_causal, name=name)
   if config.mixer in _MIXERS:
     from jaxlab.nn.psm import mixers as psm_mixers  # pylint: disable=g-import-not-at-top
     return psm_mixers.MIXERS[config.mixer](
@@ -431,8 +437,7 @@ class DecoderLM(nn.Module):
     x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
     x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
 
-    fast_attention = cfg.mixer == 'attention' and cfg.attention_impl != 'reference'  # applies causal itself
-    if not decode and not fast_attention:  # Decode mode builds its causal mask from the cache.
+    if not decode and not cfg.attention_applies_causal:  # Decode mode builds its causal mask from the cache.
       mask = combine_masks(causal_mask(t), mask)
     block_cls = Block
     if cfg.remat != 'none' and not decode:  # Decode path is not rematerialised.
