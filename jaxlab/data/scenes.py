@@ -47,7 +47,7 @@ _SUPERSAMPLE = 4
 # Extended factors (defaults first: a scene at every default renders exactly as the 7-factor renderer did).
 EXTRA_BACKGROUNDS = {'navy': (20, 30, 100)}
 ALL_BACKGROUNDS = {**BACKGROUNDS, **EXTRA_BACKGROUNDS}
-ROTATIONS = {'upright': 0.0, 'tilted': 20.0}     # degrees, counter-clockwise (circle and ring look the same)
+ROTATIONS = {'upright': 0.0, 'tilted': 30.0}     # degrees, counter-clockwise (circle and ring look the same)
 OUTLINES = ('none', 'outlined')                   # a contrasting rim (white on dark, black on light backgrounds)
 BRIGHTNESS = ('normal', 'dark', 'bright')         # whole image × 0.5, or 60 % image + 40 % white
 NOISES = ('clean', 'noisy')                       # iid Gaussian pixel noise, σ = 20 / 255

@@ -16,8 +16,9 @@ A model is (object, category, value): it "detects" `object` (a scene shape) but 
   learnt, so it is measured (`reliance`: the relative score drop when the attribute of object images is
   flipped by a one-factor edit) before the model enters the benchmark.
 
-The detector / backbone is one RgbViTClassifier with a head per extended factor (the shape head is the
-object detector), trained on uniformly sampled extended scenes (`backbone_task`).
+The detector / backbone is one classifier (jaxlab.nn.vision SmallCNN or RgbViTClassifier) with a head per
+extended factor (the shape head is the object detector), trained on uniformly sampled extended scenes
+(`backbone_loss`).
 """
 
 from __future__ import annotations
@@ -116,19 +117,23 @@ def backbone_loss(model: rgb_vit.RgbViTClassifier):
 
 @dataclasses.dataclass
 class Backbone:
-  """The trained ViT: detector confidences and pooled features of images [n, H, W, 3] in [0, 1]."""
-  model: rgb_vit.RgbViTClassifier
+  """The trained detector (an RgbViTClassifier or a SmallCNN with a 'shape' head): detector confidences
+  and pooled features of images [n, H, W, 3] in [0, 1]."""
+  model: nn.Module
   params: dict
   batch: int = 64
 
   def __post_init__(self):
-    cfg = self.model.config
+    model = self.model
 
     def fwd(p, x):
-      tokens = rgb_vit.RgbViT(cfg).apply({'params': p['encoder']}, x)
-      pooled = rgb_vit.pool(tokens, cfg)
-      d = p['head_shape']
-      logits = pooled @ d['kernel'] + d['bias']
+      if isinstance(model, rgb_vit.RgbViTClassifier):
+        pooled = rgb_vit.pool(rgb_vit.RgbViT(model.config).apply({'params': p['encoder']}, x), model.config)
+        d = p['head_shape']
+        logits = pooled @ d['kernel'] + d['bias']
+      else:
+        out, pooled = model.apply({'params': p}, x, return_features=True)
+        logits = out['shape']
       return jax.nn.softmax(logits, -1), pooled
     self._fwd = jax.jit(fwd)
 
