@@ -11,8 +11,14 @@ about them are natural text. `sample_scenes` draws scenes uniformly, optionally 
 shape × colour combinations (held-out combinations for generalisation tests); `labels` maps a scene to an
 integer per factor (classification targets for encoder pretraining and probes).
 
-Used by experiments/multimodal_saes and meant for any experiment that needs images with ground-truth
-attributes (e.g. synthetic classifiers with known attribute reliance).
+Extended factors (SAIA's benchmark, experiments/saia): rotation, outline, brightness, noise, blur, a
+co-occurring object and one more background colour. Each has a default (upright, none, normal, clean, sharp,
+none) under which the image is exactly the 7-factor render, so the original outputs are bit-identical;
+`EXTENDED_FACTORS` lists the 13 factors (the shape plus 12 attribute categories), `sample_extended_scenes`
+draws them uniformly. `caption` names only the original 7 factors (the extended ones are invisible to it).
+
+Used by experiments/multimodal_saes and experiments/saia, and meant for any experiment that needs images with
+ground-truth attributes.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 SHAPES = ('circle', 'square', 'triangle', 'diamond', 'cross', 'star', 'hexagon', 'ring')
 COLOURS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 220), 'yellow': (235, 210, 40),
@@ -38,6 +44,22 @@ FACTORS = {'shape': SHAPES, 'colour': tuple(COLOURS), 'size': tuple(SIZES), 'pos
            'background': tuple(BACKGROUNDS), 'texture': TEXTURES, 'count': COUNTS}
 _SUPERSAMPLE = 4
 
+# Extended factors (defaults first: a scene at every default renders exactly as the 7-factor renderer did).
+EXTRA_BACKGROUNDS = {'navy': (20, 30, 100)}
+ALL_BACKGROUNDS = {**BACKGROUNDS, **EXTRA_BACKGROUNDS}
+ROTATIONS = {'upright': 0.0, 'tilted': 30.0}     # degrees, counter-clockwise (circle and ring look the same)
+OUTLINES = ('none', 'outlined')                   # a contrasting rim (white on dark, black on light backgrounds)
+BRIGHTNESS = ('normal', 'dark', 'bright')         # whole image × 0.5, or 60 % image + 40 % white
+NOISES = ('clean', 'noisy')                       # iid Gaussian pixel noise, σ = 20 / 255
+BLURS = ('sharp', 'blurred')                      # Gaussian blur, radius 1 output pixel
+CO_OBJECTS = ('none', 'dot', 'bar')               # a small cyan dot / bar in the top-left corner
+CO_OBJECT_COLOUR = (0, 200, 200)
+EXTENDED_FACTORS = {**FACTORS, 'background': tuple(ALL_BACKGROUNDS), 'rotation': tuple(ROTATIONS),
+                    'outline': OUTLINES, 'brightness': BRIGHTNESS, 'noise': NOISES, 'blur': BLURS,
+                    'co_object': CO_OBJECTS}
+DEFAULTS = {'rotation': 'upright', 'outline': 'none', 'brightness': 'normal', 'noise': 'clean', 'blur': 'sharp',
+            'co_object': 'none'}
+
 
 @dataclasses.dataclass(frozen=True)
 class Scene:
@@ -49,9 +71,15 @@ class Scene:
   background: str = 'black'
   texture: str = 'solid'
   count: int = 1
+  rotation: str = 'upright'
+  outline: str = 'none'
+  brightness: str = 'normal'
+  noise: str = 'clean'
+  blur: str = 'sharp'
+  co_object: str = 'none'
 
   def __post_init__(self):
-    for name, values in FACTORS.items():
+    for name, values in EXTENDED_FACTORS.items():
       if getattr(self, name) not in values:
         raise ValueError(f'Scene.{name}={getattr(self, name)!r} is not one of {values}.')
 
@@ -78,8 +106,25 @@ def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, fl
   raise ValueError(shape)
 
 
-def _draw_object(draw: ImageDraw.ImageDraw, scene: Scene, cx: float, cy: float, r: float, fill, bg) -> None:
+def _rotated(points: list[tuple[float, float]], cx: float, cy: float, degrees: float):
+  if not degrees:
+    return points
+  a = math.radians(-degrees)   # image y points down: a negative angle turns the shape counter-clockwise
+  c, s = math.cos(a), math.sin(a)
+  return [(cx + (x - cx) * c - (y - cy) * s, cy + (x - cx) * s + (y - cy) * c) for x, y in points]
+
+
+def _draw_object(draw: ImageDraw.ImageDraw, scene: Scene, cx: float, cy: float, r: float, fill, bg,
+                 outline=None, width: int = 0) -> None:
+  """Fills the object (outline=None) or, given an outline colour, draws only its rim `width` pixels wide."""
   box = (cx - r, cy - r, cx + r, cy + r)
+  if outline is not None:
+    if scene.shape in ('circle', 'ring'):
+      draw.ellipse(box, outline=outline, width=width)
+    else:
+      pts = _rotated(_polygon(scene.shape, cx, cy, r), cx, cy, ROTATIONS[scene.rotation])
+      draw.line(pts + pts[:1], fill=outline, width=width, joint='curve')
+    return
   if scene.shape == 'circle':
     draw.ellipse(box, fill=fill)
   elif scene.shape == 'ring':
@@ -87,7 +132,7 @@ def _draw_object(draw: ImageDraw.ImageDraw, scene: Scene, cx: float, cy: float, 
     s = r * 0.55
     draw.ellipse((cx - s, cy - s, cx + s, cy + s), fill=bg)
   else:
-    draw.polygon(_polygon(scene.shape, cx, cy, r), fill=fill)
+    draw.polygon(_rotated(_polygon(scene.shape, cx, cy, r), cx, cy, ROTATIONS[scene.rotation]), fill=fill)
 
 
 def _centres(scene: Scene, side: float, rng: np.random.Generator) -> list[tuple[float, float]]:
@@ -105,7 +150,7 @@ def render(scene: Scene, image_size: int = 32, seed: int = 0) -> np.ndarray:
   """uint8 [image_size, image_size, 3] image of the scene (deterministic in (scene, image_size, seed))."""
   rng = np.random.default_rng(seed)
   side = image_size * _SUPERSAMPLE
-  bg = BACKGROUNDS[scene.background]
+  bg = ALL_BACKGROUNDS[scene.background]
   img = Image.new('RGB', (side, side), bg)
   draw = ImageDraw.Draw(img)
   fill = COLOURS[scene.colour]
@@ -124,7 +169,28 @@ def render(scene: Scene, image_size: int = 32, seed: int = 0) -> np.ndarray:
         sd.rectangle((cx - r, y0, cx + r, y0 + period // 2 - 1), fill=255)
       mask = Image.fromarray(np.minimum(np.asarray(obj), np.asarray(stripes)))
       img.paste(Image.new('RGB', (side, side), bg), (0, 0), mask)
-  return np.asarray(img.resize((image_size, image_size), Image.Resampling.LANCZOS), np.uint8)
+    if scene.outline == 'outlined':
+      rim = (245, 245, 245) if sum(bg) < 3 * 128 else (10, 10, 10)
+      _draw_object(draw, scene, cx, cy, r, fill, bg, outline=rim, width=max(2, int(side * 0.03)))
+  if scene.co_object != 'none':
+    x, y, q = 0.09 * side, 0.09 * side, 0.06 * side
+    if scene.co_object == 'dot':
+      draw.ellipse((x - q, y - q, x + q, y + q), fill=CO_OBJECT_COLOUR)
+    else:
+      draw.rectangle((x - q, y - q * 0.35, x + q * 1.6, y + q * 0.35), fill=CO_OBJECT_COLOUR)
+  if scene.blur == 'blurred':
+    img = img.filter(ImageFilter.GaussianBlur(radius=_SUPERSAMPLE * 1.0))
+  out = np.asarray(img.resize((image_size, image_size), Image.Resampling.LANCZOS), np.uint8)
+  if scene.brightness == 'normal' and scene.noise == 'clean':
+    return out
+  x = out.astype(np.float32)
+  if scene.brightness == 'dark':
+    x = x * 0.5
+  elif scene.brightness == 'bright':
+    x = x * 0.6 + 255.0 * 0.4
+  if scene.noise == 'noisy':   # its own stream: the object jitter above is unchanged by the noise factor
+    x = x + np.random.default_rng([seed, 11]).normal(0.0, 20.0, x.shape)
+  return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
 def caption(scene: Scene) -> str:
@@ -161,6 +227,22 @@ def sample_scenes(n: int, seed: int, *, include: Iterable[tuple[str, str]] | Non
     out.append(Scene(shape=shape, colour=colour, size=str(rng.choice(list(SIZES))),
                      position=str(rng.choice(list(POSITIONS))), background=str(rng.choice(list(BACKGROUNDS))),
                      texture=str(rng.choice(list(textures))), count=int(rng.integers(1, max_count + 1))))
+  return out
+
+
+def sample_extended_scenes(n: int, seed: int, *, shapes: Sequence[str] = SHAPES, **fixed) -> list[Scene]:
+  """n scenes with every one of the 13 extended factors uniform over its values, except those in `fixed`
+  (factor=value)."""
+  unknown = sorted(set(fixed) - set(EXTENDED_FACTORS))
+  if unknown:
+    raise ValueError(f'sample_extended_scenes: unknown factors {unknown}; the factors are {list(EXTENDED_FACTORS)}.')
+  rng = np.random.default_rng(seed)
+  values = {**EXTENDED_FACTORS, 'shape': tuple(shapes)}
+  out = []
+  for _ in range(n):
+    kw = {k: v[int(rng.integers(len(v)))] for k, v in values.items()}
+    kw.update(fixed)
+    out.append(Scene(**{k: int(v) if k == 'count' else str(v) for k, v in kw.items()}))
   return out
 
 

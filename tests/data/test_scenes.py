@@ -54,3 +54,35 @@ def test_held_out_combinations_are_never_sampled():
   assert {(s.shape, s.colour) for s in test} <= set(held)
   batch = S.render_batch(test[:3], 16, seed=0)
   assert batch.shape == (3, 16, 16, 3) and 0 <= batch.min() and batch.max() <= 1
+
+
+def test_default_scenes_render_bit_identically_after_the_extension():
+  # sha256 prefixes of the 7-factor renders taken before the extended factors were added (experiments/saia)
+  import hashlib
+  sc = S.sample_scenes(64, seed=3) + S.sample_scenes(16, seed=4, textures=S.TEXTURES)
+  assert hashlib.sha256(S.render_batch(sc, 32, 5).tobytes()).hexdigest()[:16] == 'c7566675d8611cee'
+  assert hashlib.sha256(S.render_batch(sc, 48, 6).tobytes()).hexdigest()[:16] == '5441536a09254b37'
+
+
+def test_every_extended_factor_changes_the_pixels():
+  base = S.Scene(shape='star', colour='green', background='black')
+  img = S.render(base, 32, seed=0).astype(float)
+  assert len(S.EXTENDED_FACTORS) == 13 and set(S.DEFAULTS) <= set(S.EXTENDED_FACTORS)
+  for name, values in S.EXTENDED_FACTORS.items():
+    for v in values:
+      if v == getattr(base, name):
+        continue
+      other = S.render(S.Scene(**{**base.__dict__, name: v}), 32, seed=0).astype(float)
+      assert np.abs(other - img).sum() > 50, (name, v)
+  dark = S.render(S.Scene(brightness='dark'), 32, 0).astype(float)
+  bright = S.render(S.Scene(brightness='bright'), 32, 0).astype(float)
+  assert dark.mean() < img.mean() < bright.mean()
+  assert S.caption(S.Scene(noise='noisy', rotation='tilted')) == S.caption(S.Scene())   # hidden from captions
+
+
+def test_sample_extended_scenes():
+  sc = S.sample_extended_scenes(300, seed=0, shapes=('star',), noise='noisy')
+  assert {s.shape for s in sc} == {'star'} and {s.noise for s in sc} == {'noisy'}
+  assert {s.co_object for s in sc} == set(S.CO_OBJECTS) and {s.background for s in sc} == set(S.ALL_BACKGROUNDS)
+  with pytest.raises(ValueError, match='unknown factors'):
+    S.sample_extended_scenes(2, seed=0, glow='on')
