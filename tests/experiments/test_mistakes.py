@@ -32,6 +32,7 @@ CONFIGS = {  # binary -> its tiny config
     "circuits": "experiments/circuits/configs/default.py:tiny",
     "multimodal_saes": "experiments/multimodal_saes/configs/default.py:tiny",
     "self_ctrl": "experiments/self_ctrl/configs/default.py:tiny",
+    "student_traces": "experiments/student_traces/configs/default.py:tiny",
 }
 ALL_BINARIES = [*CONFIGS, "chat"]
 # A value that parses but is wrong, rejected by the trainer's (or the binary's) checks after the full start.
@@ -39,7 +40,8 @@ NEGATIVE = {"lm": "total_steps", "psm": "train.total_steps", "elf": "total_steps
             "rlcr": "sft.total_steps", "multi_answer": "sft.total_steps", "attn_programs": "num_fit",
             "hypnosis": "train.total_steps", "gd_prompting": "meta.total_steps",
             "own_words": "num_conversations", "visual_skill": "max_steps", "circuits": "num_prompts",
-            "multimodal_saes": "vit.train.total_steps", "self_ctrl": "sft.total_steps"}
+            "multimodal_saes": "vit.train.total_steps", "self_ctrl": "sft.total_steps",
+            "student_traces": "train.total_steps"}
 # The integer key each binary's config has for the typo and bad-value cases (default "seed").
 INT_KEY = {"visual_skill": "max_steps"}
 # Binaries whose config loading imports JAX (their configs build on jaxlab.rl.recipe): typo cases take seconds.
