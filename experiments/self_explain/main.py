@@ -183,6 +183,8 @@ def run_arm(config, workdir: str, arm: str, seed: int, rows, vecs, devices) -> d
   train_rows = encode_rows([r for r in rows if r['split'] == 'train'], vecs, tok, ids, length, pad, eos, bos, transform,
                            chunk_index)
   test_src = [r for r in rows if r['split'] == 'test']
+  if config.explainer.max_eval_rows:
+    test_src = test_src[:int(config.explainer.max_eval_rows)]
   test_rows = encode_rows(test_src, vecs, tok, ids, length, pad, eos, bos, transform, chunk_index)
   if len(test_rows) != len(test_src):
     raise ValueError(f'config.explainer.length={length} is too short for some held-out rows')

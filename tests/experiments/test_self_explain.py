@@ -47,7 +47,7 @@ def test_pairs_and_balance():
 
 def test_configs():
   mod = importlib.import_module('experiments.self_explain.configs.default')
-  assert mod.get_config().lora.rank == 128 and mod.get_config('tiny').num_layers == 2
+  assert mod.get_config().lora.alpha == 16 and mod.get_config('tiny').num_layers == 2
   with pytest.raises(ValueError, match='variant'):
     mod.get_config('huge')
 
