@@ -57,7 +57,7 @@ def test_shared_fraction_definition():
 
 def test_configs_load():
   mod = importlib.import_module('experiments.multimodal_saes.configs.default')
-  for arg in ('', 'tiny', 'pilot'):
+  for arg in ('', 'tiny', 'pilot', 'full'):
     c = mod.get_config(arg)
     assert c.steer_layer in c.sae_layers
   with pytest.raises(ValueError, match='unknown config variant'):
