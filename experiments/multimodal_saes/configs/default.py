@@ -36,11 +36,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.max_count = 2                     # objects per scene: 1..max_count
   c.num_held_out = 4                  # held-out shape × colour combinations (test split)
   c.num_train = 2000                  # training scenes (ViT, projector, activations, probes)
-  c.num_test = 64                     # held-out-combination scenes
+  c.num_test = 48                     # held-out-combination scenes
   c.caption_len = 18                  # caption tokens incl. eos (the longest caption is 16)
   c.eval_batch = 16                   # LM forward batch of the evaluations
-  c.num_generate = 24                 # greedy captions for the attribute accuracy
-  c.num_activation_scenes = 160       # training scenes whose activations fill the SAE stores and probes
+  c.num_generate = 16                 # greedy captions for the attribute accuracy
+  c.num_activation_scenes = 96        # training scenes whose activations fill the SAE stores and probes
   c.num_loss_recovered = 16           # held-out scenes of the loss-recovered CEs
 
   c.vit = ml_collections.ConfigDict()
@@ -62,8 +62,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.projector.train = _train(8, 64, 2e-3, "warmup_cosine", warmup_steps=6, log_every=8)  # LLaVA stage 1: 1e-3
 
   c.corpus = ml_collections.ConfigDict()  # the text corpus side (Debian fortunes, jaxlab.data.corpora.load_fortunes)
-  c.corpus.num_sequences = 160        # corpus entries whose activations join the SAE stores
-  c.corpus.num_test_sequences = 64    # further entries for the SAE metrics and the image-vs-corpus sharing
+  c.corpus.num_sequences = 96         # corpus entries whose activations join the SAE stores
+  c.corpus.num_test_sequences = 32    # further entries for the SAE metrics and the image-vs-corpus sharing
   c.corpus.seq_len = 18               # tokens per entry (truncated; the first position is dropped as for captions;
                                       # = caption_len, so caption-only and corpus passes share one compilation)
 
