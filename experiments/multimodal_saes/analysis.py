@@ -44,7 +44,8 @@ def sparse_probe_layer(train_f, train_y, test_f, test_y, num_classes, cfg) -> di
   return {'acc': probes_lib.accuracy(probe, test_f, test_y), 'num_open_gates': probe['num_open']}
 
 
-def plot_sharing(path: str, layers, shared, image_only, text_only, title: str) -> None:
+def plot_sharing(path: str, layers, shared, image_only, text_only, title: str, shared_corpus=None) -> None:
+  """Fractions of live features vs depth; `shared_corpus` (optional): the shared fraction against corpus text."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
@@ -52,6 +53,8 @@ def plot_sharing(path: str, layers, shared, image_only, text_only, title: str) -
   ax.plot(layers, shared, 'o-', label='shared (0.1 ≤ s ≤ 0.9)')
   ax.plot(layers, image_only, 's--', label='image-only (s > 0.9)')
   ax.plot(layers, text_only, '^--', label='text-only (s < 0.1)')
+  if shared_corpus is not None:
+    ax.plot(layers, shared_corpus, 'D-', label='shared, text = corpus (fortunes)')
   ax.set_xlabel('SmolLM2 layer (SAE on resid_pre)')
   ax.set_ylabel('fraction of live SAE features')
   ax.set_ylim(0, 1)

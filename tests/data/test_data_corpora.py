@@ -47,3 +47,15 @@ def test_split_train_val():
     corpora.split_train_val(tokens, 1.0)
   with pytest.raises(ValueError, match='1-D'):
     corpora.split_train_val(tokens.reshape(10, 10), 0.1)
+
+
+def test_parse_fortunes():
+  text = 'First  entry,\n  two lines.\n%\n   \n%\n|  ~~  |\n%\nThird\n%\n' + 'x' * 50 + '\n%\n'
+  assert corpora.parse_fortunes(text) == ['First entry, two lines.', 'Third', 'x' * 50]
+  assert corpora.parse_fortunes(text, max_chars=40) == ['First entry, two lines.', 'Third']
+
+
+def test_load_fortunes(asset_cache):
+  entries = corpora.load_fortunes(('cookie', 'wisdom'), cache_dir=asset_cache)
+  assert len(entries) > 500 and all(0 < len(e) <= 400 for e in entries)
+  assert not any('\n' in e or e.strip() == '%' for e in entries)

@@ -57,7 +57,7 @@ def test_shared_fraction_definition():
 
 def test_configs_load():
   mod = importlib.import_module('experiments.multimodal_saes.configs.default')
-  for arg in ('', 'tiny', 'pilot'):
+  for arg in ('', 'tiny', 'pilot', 'full'):
     c = mod.get_config(arg)
     assert c.steer_layer in c.sae_layers
   with pytest.raises(ValueError, match='unknown config variant'):
@@ -74,6 +74,12 @@ def test_tiny_run_end_to_end(tmp_path):
   assert set(saved['layers']) == {'1', '3'} and set(saved['probes']) == {'1', '3'}
   for m in saved['layers'].values():
     assert 0 <= m['dead_fraction'] <= 1 and m['l0'] > 0 and np.isfinite(m['loss_recovered'])
+    for side in ('sharing', 'sharing_corpus'):   # image vs caption-only text, image vs the fortunes corpus
+      assert m[f'{side}_shared'] + m[f'{side}_image_only'] + m[f'{side}_text_only'] == pytest.approx(1.0)
+  rows = saved['sizes']['activation_rows_train']
+  assert rows['corpus'] > 0 and rows['pooled'] == cfg.num_activation_scenes
+  assert set(saved['vit_training_combination_accuracy']) == set(saved['vit_held_out_accuracy'])
+  assert os.path.exists(os.path.join(tmp_path, 'results_partial.json'))
   assert len(saved['steering']['efficacy']) == 2 and saved['steering']['damage_nll'][0] == 0.0
-  assert os.path.exists(os.path.join(tmp_path, 'sharing_vs_depth.png'))
+  assert os.path.exists(os.path.join(tmp_path, 'sharing_vs_depth.png')) and os.path.exists(os.path.join(tmp_path, 'steering.png'))
   assert out['sizes']['image_tokens'] == 16
