@@ -212,12 +212,24 @@ class Domain:
     parse_behaviour, parse_explanation: ``text -> parsed value or None`` (None: unparseable).
     phi: ``(parsed behaviour, parsed explanation) -> reward or None`` (None: invalid pair, masked); it sees
       unparseable sides as None and decides what they score (coins: -15 for an unparseable explanation).
+      With ``context_fields`` it is called ``phi(behaviour, explanation, context)``, context the dict of those
+      fields of the prompt's record (e.g. a request's severity, which a jury needs to judge a rule).
+    behaviour_phi: the reward of behaviour updates (λ > 0) when it differs from the consistency φ (the
+      constitutional domain's 0.6·jury + 0.4·engagement); same signature as phi; None: phi.
+    context_fields: record fields passed to phi / behaviour_phi (stored by `prompt_records(fields=...)`).
   """
   behaviour_prompt: Callable[[Mapping[str, Any]], Sequence[int]]
   explanation_prompt: Callable[[Mapping[str, Any]], Sequence[int]]
   parse_behaviour: Callable[[str], Any]
   parse_explanation: Callable[[str], Any]
-  phi: Callable[[Any, Any], float | None]
+  phi: Callable[..., float | None]
+  behaviour_phi: Callable[..., float | None] | None = None
+  context_fields: tuple[str, ...] = ()
+
+  def reward(self, side: str, behaviour: Any, explanation: Any, context: Mapping[str, Any]) -> float | None:
+    """φ of one (behaviour, explanation) pair for the update of ``side`` ('expl' or 'beh')."""
+    fn = self.behaviour_phi if side == "beh" and self.behaviour_phi is not None else self.phi
+    return fn(behaviour, explanation, context) if self.context_fields else fn(behaviour, explanation)
 
 
 def prompt_records(domain: Domain, examples: Sequence[Mapping[str, Any]], prompt_len: int, pad_id: int = 0,
@@ -350,9 +362,10 @@ class SelfCTRL:
     no_anchor = {"expl": 0, "beh": 0}
     for i in range(p):
       sl = slice(i * k, (i + 1) * k)
+      ctx = {f: np.asarray(item[f])[i] for f in d.context_fields}
       if cfg.lam < 1:  # explanation update: anchor behaviour, r_k = φ(anchor, expl_k)
         a = select_anchor(beh_nll[sl], rule=cfg.anchor, rng=np_rng)
-        r = [d.phi(beh_parsed[i * k + a], e) for e in expl_parsed[sl]]
+        r = [d.reward("expl", beh_parsed[i * k + a], e, ctx) for e in expl_parsed[sl]]
         adv["expl"][sl], valid["expl"][sl] = consistency_advantages(r, cfg.std_floor)
         rewards["expl"] += [x for x in r if x is not None]
       if cfg.lam > 0:  # behaviour update: anchor = a valid explanation, r_k = φ(beh_k, anchor)
@@ -361,7 +374,7 @@ class SelfCTRL:
         if a is None:
           no_anchor["beh"] += 1
           continue
-        r = [d.phi(b, expl_parsed[i * k + a]) for b in beh_parsed[sl]]
+        r = [d.reward("beh", b, expl_parsed[i * k + a], ctx) for b in beh_parsed[sl]]
         adv["beh"][sl], valid["beh"][sl] = consistency_advantages(r, cfg.std_floor)
         rewards["beh"] += [x for x in r if x is not None]
     return self._assemble(item, beh, expl, adv, valid), self._metrics(

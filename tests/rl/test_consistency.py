@@ -1,5 +1,6 @@
 """jaxlab.rl.consistency (Self-CTRL): parser, φ, anchors, advantages, and λ = 0 / 1 touching only their side."""
 
+import dataclasses
 import math
 
 import jax
@@ -121,3 +122,24 @@ def test_untouched_regulariser_rows_and_validation():
     C.ConsistencyConfig(lam=1.5).validate()
   with pytest.raises(ValueError, match="anchor"):
     C.ConsistencyConfig(anchor="best").validate()
+
+
+def test_domain_context_fields_and_behaviour_phi():
+  seen = []
+  phi = lambda b, e, ctx: seen.append(("expl", int(ctx["sev"]))) or 1.0  # noqa: E731
+  bphi = lambda b, e, ctx: seen.append(("beh", int(ctx["sev"]))) or 0.5  # noqa: E731
+  dom = C.Domain(lambda e: [3], lambda e: [4], str, str, phi, behaviour_phi=bphi, context_fields=("sev",))
+  assert dom.reward("expl", "b", "e", {"sev": 3}) == 1.0 and dom.reward("beh", "b", "e", {"sev": 7}) == 0.5
+  assert seen == [("expl", 3), ("beh", 7)]
+  plain = C.Domain(lambda e: [3], lambda e: [4], str, str, lambda b, e: 2.0)
+  assert plain.reward("beh", "b", "e", {}) == 2.0           # no context fields, no behaviour_phi: phi(b, e)
+  # through build_batch: each prompt's own context reaches φ of both sides (λ = 0.5)
+  eng, params, item, _, _ = _engine(0.5)
+  seen.clear()
+  eng.domain = dataclasses.replace(eng.domain, phi=lambda b, e, ctx: seen.append(("expl", int(ctx["sev"]))) or 0.0,
+                                   behaviour_phi=lambda b, e, ctx: seen.append(("beh", int(ctx["sev"]))) or 0.0,
+                                   context_fields=("sev",), parse_explanation=lambda t: 0.5)
+  item["sev"] = np.array([3, 7])
+  eng.build_batch(params, item, jax.random.key(2))
+  assert sorted(set(seen)) == [("beh", 3), ("beh", 7), ("expl", 3), ("expl", 7)]
+  assert seen.count(("expl", 3)) == 4 and seen.count(("beh", 7)) == 4   # K = 4 per prompt and side
