@@ -219,7 +219,9 @@ def analyse(model, params, ts, config, workdir) -> dict:
       'swap_r': np.round(r_by_kind['plain'], 4).tolist(), 'swap_components': comps,
       'swap_r_norm_matched': (np.round(r_by_kind['norm_matched'], 4).tolist()
                               if 'norm_matched' in r_by_kind else None),
-      'interchangeability': nulls, 'interchangeability_by_score': by_score, 'feature_names': names,
+      'interchangeability': nulls, 'interchangeability_by_score': by_score,
+      'swap_main_effects': {kind: X.swap_main_effects(r) for kind, r in r_by_kind.items()},
+      'feature_names': names,
       'features': np.round(feats, 4).tolist(),
       'resid_denoise_layers': layers, 'resid_denoise': resid,
       'patching_grid': np.round(real, 4).tolist(), 'attribution_grid': np.round(est, 4).tolist(),

@@ -42,7 +42,7 @@ from jaxlab.nn.lm.transformer import DecoderLM
 Component = tuple[int, int]   # (layer, head)
 
 __all__ = ['Component', 'ComponentExplainer', 'Clusterer', 'FeatureClusterer', 'cache_head_outputs',
-           'swap_ratios', 'SCORES', 'swap_score', 'interchangeability', 'random_partition_null', 'describe_features', 'kmeans']
+           'swap_ratios', 'SCORES', 'swap_score', 'swap_main_effects', 'interchangeability', 'random_partition_null', 'describe_features', 'kmeans']
 
 
 def cache_head_outputs(model: DecoderLM, params, tokens, components: Sequence[Component]) -> np.ndarray:
@@ -123,6 +123,20 @@ def swap_score(r: np.ndarray, score: str = 'r') -> np.ndarray:
     raise ValueError(f'score must be one of {SCORES}, got {score!r}')
   r = np.asarray(r, np.float64)
   return r if score == 'r' else 1.0 - np.abs(r - 1.0)
+
+
+def swap_main_effects(r: np.ndarray) -> dict[str, float]:
+  """How much of the off-diagonal variance of r(h, h') one head explains: R^2 of the row means (which head
+  is replaced, h), of the column means (which head stands in, h'), and of both (additive). A row R^2 near 1
+  says r mostly measures "how much does removing h hurt", leaving little pair-specific signal to cluster."""
+  r = np.asarray(r, np.float64)
+  x = np.where(~np.eye(len(r), dtype=bool), r, np.nan)
+  rows, cols, mu = np.nanmean(x, 1), np.nanmean(x, 0), np.nanmean(x)
+  total = np.nanvar(x)
+  if not total > 0:
+    return {'row_r2': float('nan'), 'col_r2': float('nan'), 'row_col_r2': float('nan')}
+  r2 = lambda fit: float(1 - np.nanvar(x - fit) / total)
+  return {'row_r2': r2(rows[:, None]), 'col_r2': r2(cols[None, :]), 'row_col_r2': r2(rows[:, None] + cols[None] - mu)}
 
 
 def interchangeability(r: np.ndarray, labels: Sequence[int], score: str = 'r') -> float:

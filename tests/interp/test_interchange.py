@@ -72,6 +72,11 @@ def test_signed_r_cancels_over_ordered_pairs_and_fidelity_does_not():
   assert fid['I'] > 0.3 and fid['z'] > 3 and fid['percentile'] > 99
   assert X.interchangeability(r, truth, score='fidelity') == pytest.approx(fid['I'])
   np.testing.assert_allclose(X.swap_score(np.array([0.8, 1.2, 1.0]), 'fidelity'), [0.8, 0.8, 1.0])
+  fx = X.swap_main_effects(r)      # r - 1 is row + column effects (means over off-diagonal entries: ~all of it)
+  assert fx['row_col_r2'] > 0.95 and fx['row_r2'] == pytest.approx(fx['col_r2'], abs=0.05)
+  rows_only = np.where(np.eye(12, dtype=bool), 1.0, d[:, None] + 0 * d[None])
+  assert X.swap_main_effects(rows_only)['row_r2'] == pytest.approx(1.0)
+  assert X.swap_main_effects(rows_only)['col_r2'] < 0.2
   with pytest.raises(ValueError, match='score'):
     X.swap_score(r, 'abs')
 
