@@ -100,9 +100,11 @@ def _attention_from_end(model, params, tokens):
                     for i in range(model.config.num_layers)], 1)   # [b, layers, heads, t]
 
 
-def features(model, params, ts, comps, dla, attr_pp, m_clean, m_corrupt):
+def features(model, params, ts, comps, dla, attr_rows, m_clean, m_corrupt):
   """[k, f] per-head features and their names: attention from END to each role, DLA / M_clean, and the
-  attribution effect at each role's positions / (M_corrupt - M_clean)."""
+  attribution effect at each role's positions / (M_corrupt - M_clean); attr_rows [b, L, t, H] is the
+  attribution estimate per row and position (a role's position differs between rows: IO and S1 trade
+  places between ABBA and BABA)."""
   att = np.asarray(_attention_from_end(model, params, jnp.asarray(ts.clean)))  # [b, L, H, t]
   names, cols = [], []
   for role, mask in ts.roles.items():
@@ -111,11 +113,10 @@ def features(model, params, ts, comps, dla, attr_pp, m_clean, m_corrupt):
     cols.append([w[l, h] for l, h in comps])
   names.append('dla')
   cols.append([dla[l, h] / m_clean for l, h in comps])
-  # attr_pp: [L, t, H] summed over the batch; role positions differ per row, so use the role's mean position.
   for role, mask in ts.roles.items():
-    pos = np.where(mask.any(0))[0]
+    e = np.einsum('blth,bt->lh', attr_rows, mask.astype(np.float64)) / (m_corrupt - m_clean)
     names.append(f'effect:{role}')
-    cols.append([attr_pp[l, pos, h].sum() / (m_corrupt - m_clean) for l, h in comps])
+    cols.append([e[l, h] for l, h in comps])
   return np.asarray(cols).T, names
 
 
@@ -181,18 +182,25 @@ def analyse(model, params, ts, config, workdir) -> dict:
       resid[role].append(float(P.normalised(m, m_corrupt, m_clean)))
   logging.info('%s: residual denoising done at %.0f s', ts.name, time.time() - t0)
   dla = P.direct_logit_attribution(model, params, ts.clean, metric)
-  feats, names = features(model, params, ts, top_real, dla, attr['per_position'], m_clean, m_corrupt)
+  feats, names = features(model, params, ts, top_real, dla, attr['per_row_position'], m_clean, m_corrupt)
   t2 = time.time()
-  swaps = X.swap_ratios(model, params, ts.clean, metric, top_real, pairs_per_call=int(config.pairs_per_call))
+  swap_kinds = ('plain', 'norm_matched') if config.norm_matched_swaps else ('plain',)
+  r_by_kind = {kind: X.swap_ratios(model, params, ts.clean, metric, top_real, match_norm=kind == 'norm_matched',
+                                   pairs_per_call=int(config.pairs_per_call))['r'] for kind in swap_kinds}
   swap_s = time.time() - t2
   logging.info('%s: swaps %.0f s', ts.name, swap_s)
   offline = X.FeatureClusterer(seed=int(config.seed)).cluster(top_real, feats, names)
   rules, rule_keys = role_partition(feats, names)
-  nulls = {}
-  for label, part in (('offline_clusterer', offline), ('role_rules', rules)):
-    res = X.random_partition_null(swaps['r'], part, num=int(config.null_partitions), seed=int(config.seed))
-    res.pop('null')
-    nulls[label] = dict(res, labels=list(map(int, part)), sizes=np.bincount(part).tolist())
+  by_score = {}
+  for kind, r in r_by_kind.items():
+    for score in X.SCORES:
+      for label, part in (('offline_clusterer', offline), ('role_rules', rules)):
+        res = X.random_partition_null(r, part, num=int(config.null_partitions), seed=int(config.seed),
+                                      score=score)
+        res.pop('null')
+        by_score.setdefault(kind, {}).setdefault(score, {})[label] = dict(
+            res, labels=list(map(int, part)), sizes=np.bincount(part).tolist())
+  nulls = by_score['plain']['r']
   png = os.path.join(workdir, f'{ts.name}_heads.png')
   heatmaps(png, {'patching (noising), normalised': real, 'attribution estimate': est,
                  'DLA / M_clean': dla / m_clean}, f'SmolLM2-135M {ts.name}: layer x head')
@@ -208,8 +216,13 @@ def analyse(model, params, ts, config, workdir) -> dict:
                                   role_rule=key)
                              for c, (l, h), f, key in zip(comps, top_real, feats, rule_keys)],
       'top_heads_attribution': [f'L{l}H{h}' for l, h in top_attr],
-      'swap_r': np.round(swaps['r'], 4).tolist(), 'swap_components': comps,
-      'interchangeability': nulls, 'feature_names': names,
+      'swap_r': np.round(r_by_kind['plain'], 4).tolist(), 'swap_components': comps,
+      'swap_r_norm_matched': (np.round(r_by_kind['norm_matched'], 4).tolist()
+                              if 'norm_matched' in r_by_kind else None),
+      'interchangeability': nulls, 'interchangeability_by_score': by_score,
+      'swap_main_effects': {kind: X.swap_main_effects(r) for kind, r in r_by_kind.items()},
+      'feature_names': names,
+      'features': np.round(feats, 4).tolist(),
       'resid_denoise_layers': layers, 'resid_denoise': resid,
       'patching_grid': np.round(real, 4).tolist(), 'attribution_grid': np.round(est, 4).tolist(),
       'seconds': {'head_patching': round(patch_s, 1), 'attribution': round(attr_s, 1), 'swaps': round(swap_s, 1)},

@@ -12,6 +12,14 @@ together are functionally interchangeable; its exact formula is not public. This
 * the null: I of >= 1000 random partitions with the same cluster sizes (label permutations), giving a
   z-score and the percentile of I(C) among them.
 
+Why a second score, `score='fidelity'` (f = 1 - |r - 1|, 1 when the swap leaves M unchanged): signed r
+cancels over ordered pairs. To first order M_swap - M_clean ~ g . (o_h' - o_h), so where the read-out
+gradient g is shared (direct effects, one layer) r(h, h') - 1 ~ -(r(h', h) - 1) and the mean of r over
+the ordered pairs of ANY cluster is ~1: replacing a positive head by a negative one (r < 1) and back
+(r > 1) average out, and I(C) ~ 0 for every partition. |r - 1| counts both directions as a failure to
+interchange. `match_norm=True` in `swap_ratios` rescales o_h' to |o_h| at each position (swap the
+direction, keep the magnitude), separating "same function" from "same size".
+
 `ComponentExplainer` and `Clusterer` are where an LLM research agent plugs in; `FeatureClusterer` is the
 offline stand-in (k-means on standardised per-head features: attention to the task's token roles, direct
 logit attribution, per-position patching effect), and `describe_features` its rule-based explainer.
@@ -34,7 +42,7 @@ from jaxlab.nn.lm.transformer import DecoderLM
 Component = tuple[int, int]   # (layer, head)
 
 __all__ = ['Component', 'ComponentExplainer', 'Clusterer', 'FeatureClusterer', 'cache_head_outputs',
-           'swap_ratios', 'interchangeability', 'random_partition_null', 'describe_features', 'kmeans']
+           'swap_ratios', 'SCORES', 'swap_score', 'swap_main_effects', 'interchangeability', 'random_partition_null', 'describe_features', 'kmeans']
 
 
 def cache_head_outputs(model: DecoderLM, params, tokens, components: Sequence[Component]) -> np.ndarray:
@@ -57,7 +65,8 @@ def _swap_batch(model: DecoderLM, params, tokens, values, masks, metric: Metric,
 
 
 def swap_ratios(model: DecoderLM, params, tokens, metric: Metric, components: Sequence[Component], *,
-                pairs_per_call: int = 8, include_diagonal: bool = False) -> dict[str, np.ndarray | float]:
+                pairs_per_call: int = 8, include_diagonal: bool = False,
+                match_norm: bool = False) -> dict[str, np.ndarray | float]:
   """r(h, h') = M(o_h <- cached o_h') / M_clean for every ordered pair of components.
 
   Args:
@@ -66,6 +75,7 @@ def swap_ratios(model: DecoderLM, params, tokens, metric: Metric, components: Se
     components: (layer, head) pairs.
     pairs_per_call: swaps evaluated in one forward (the batch is tiled that many times).
     include_diagonal: also run the h' = h swaps (identity: r = 1 up to float error), as a check.
+    match_norm: rescale the cached o_h' to o_h's norm at each row and position before the swap.
 
   Returns:
     {'r': [k, k] ratios (diagonal 1 unless measured), 'm_swap': [k, k], 'm_clean': M_clean}.
@@ -90,7 +100,11 @@ def swap_ratios(model: DecoderLM, params, tokens, metric: Metric, components: Se
       for p, (i, j) in enumerate(chunk):
         li, hi = components[i]
         if li == l:
-          val = val.at[p, :, :, 0].set(cached[j])
+          donor = cached[j]
+          if match_norm:
+            donor = donor * (jnp.linalg.norm(cached[i], axis=-1, keepdims=True)
+                             / jnp.maximum(jnp.linalg.norm(donor, axis=-1, keepdims=True), 1e-12))
+          val = val.at[p, :, :, 0].set(donor)
           mask[p, :, 0, hi] = True
       values[l] = val.reshape(pairs_per_call * b, t, 1, cfg.embed_dim)
       masks[l] = jnp.asarray(mask.reshape(pairs_per_call * b, 1, cfg.num_heads))
@@ -100,10 +114,35 @@ def swap_ratios(model: DecoderLM, params, tokens, metric: Metric, components: Se
   return {'r': m_swap / m_clean, 'm_swap': m_swap, 'm_clean': m_clean}
 
 
-def interchangeability(r: np.ndarray, labels: Sequence[int]) -> float:
-  """I(C) = mean r(h, h') over h != h' in one cluster - mean r over pairs in different clusters
-  (nan when there is no within pair or no across pair)."""
+SCORES = ('r', 'fidelity')
+
+
+def swap_score(r: np.ndarray, score: str = 'r') -> np.ndarray:
+  """The per-pair score I averages: 'r' (r itself) or 'fidelity' (1 - |r - 1|: 1 when the swap keeps M)."""
+  if score not in SCORES:
+    raise ValueError(f'score must be one of {SCORES}, got {score!r}')
   r = np.asarray(r, np.float64)
+  return r if score == 'r' else 1.0 - np.abs(r - 1.0)
+
+
+def swap_main_effects(r: np.ndarray) -> dict[str, float]:
+  """How much of the off-diagonal variance of r(h, h') one head explains: R^2 of the row means (which head
+  is replaced, h), of the column means (which head stands in, h'), and of both (additive). A row R^2 near 1
+  says r mostly measures "how much does removing h hurt", leaving little pair-specific signal to cluster."""
+  r = np.asarray(r, np.float64)
+  x = np.where(~np.eye(len(r), dtype=bool), r, np.nan)
+  rows, cols, mu = np.nanmean(x, 1), np.nanmean(x, 0), np.nanmean(x)
+  total = np.nanvar(x)
+  if not total > 0:
+    return {'row_r2': float('nan'), 'col_r2': float('nan'), 'row_col_r2': float('nan')}
+  r2 = lambda fit: float(1 - np.nanvar(x - fit) / total)
+  return {'row_r2': r2(rows[:, None]), 'col_r2': r2(cols[None, :]), 'row_col_r2': r2(rows[:, None] + cols[None] - mu)}
+
+
+def interchangeability(r: np.ndarray, labels: Sequence[int], score: str = 'r') -> float:
+  """I(C) = mean score(h, h') over h != h' in one cluster - mean over pairs in different clusters
+  (nan when there is no within pair or no across pair); score 'r' or 'fidelity' (see `swap_score`)."""
+  r = swap_score(r, score)
   lab = np.asarray(labels)
   if r.shape != (len(lab), len(lab)):
     raise ValueError(f'r is {r.shape} for {len(lab)} labels')
@@ -116,8 +155,9 @@ def interchangeability(r: np.ndarray, labels: Sequence[int]) -> float:
 
 
 def random_partition_null(r: np.ndarray, labels: Sequence[int], num: int = 1000,
-                          seed: int = 0) -> dict[str, float | list[float]]:
-  """I(C) against `num` random partitions of the same cluster sizes (uniform label permutations).
+                          seed: int = 0, score: str = 'r') -> dict[str, float | list[float]]:
+  """I(C) against `num` random partitions of the same cluster sizes (uniform label permutations);
+  score as in `interchangeability`.
 
   Returns {'I': I(C), 'null_mean', 'null_std', 'z': (I - mean) / std, 'percentile': the % of null
   values <= I (ties count half), 'num': num, 'null': the values}."""
@@ -125,13 +165,13 @@ def random_partition_null(r: np.ndarray, labels: Sequence[int], num: int = 1000,
     raise ValueError(f'num must be >= 1, got {num}')
   lab = np.asarray(labels)
   rng = np.random.default_rng(seed)
-  r = np.asarray(r, np.float64)
+  r = swap_score(r, score)
   perms = np.stack([rng.permutation(lab) for _ in range(num)])               # [num, k]
   same = perms[:, :, None] == perms[:, None, :]                              # [num, k, k]
   off = ~np.eye(len(lab), dtype=bool)
   w, a = same & off, ~same
   null = (np.einsum('nij,ij->n', w, r) / w.sum((1, 2)) - np.einsum('nij,ij->n', a, r) / a.sum((1, 2)))
-  value = interchangeability(r, lab)
+  value = interchangeability(r, lab)   # r already holds the scores
   std = float(null.std())
   return {'I': value, 'null_mean': float(null.mean()), 'null_std': std,
           'z': float((value - null.mean()) / std) if std > 0 else float('nan'),

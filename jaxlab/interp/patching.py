@@ -216,7 +216,9 @@ def attribution_heads(model: DecoderLM, params, base_tokens, donor_tokens, metri
 
   Returns:
     {'effect': [layers, heads] the estimated M(patched) - M(base) for patching each head at every position,
-     'per_position': [layers, length, heads] the same estimate split by position,
+     'per_position': [layers, length, heads] the same estimate split by position (summed over rows),
+     'per_row_position': [batch, layers, length, heads] each row's share of it (M is the batch mean, so
+       the rows sum to 'per_position'; read a token role whose position differs per row from this),
      'base_metric': M of the base run, 'donor_metric': M of the donor run}.
   """
   cfg = model.config
@@ -226,8 +228,10 @@ def attribution_heads(model: DecoderLM, params, base_tokens, donor_tokens, metri
     raise ValueError(f'base and donor tokens must have one shape, got {base.shape} and {donor.shape}')
   m, cap, grads = _grad_run(model, params, base, metric, sites)
   donor_logits, dcap = run_with_cache(model, params, donor, sites)
-  per_pos = np.stack([np.asarray(jnp.sum((dcap[s] - cap[s]) * grads[s], axis=(0, -1))) for s in sites])
-  return {'effect': per_pos.sum(1), 'per_position': per_pos, 'base_metric': float(m),
+  per_row = np.stack([np.asarray(jnp.sum((dcap[s] - cap[s]) * grads[s], axis=-1)) for s in sites], 1)
+  per_pos = per_row.sum(0)
+  return {'effect': per_pos.sum(1), 'per_position': per_pos, 'per_row_position': per_row,
+          'base_metric': float(m),
           'donor_metric': metric_value(metric, donor_logits)}
 
 

@@ -91,3 +91,21 @@ def test_tiny_run_end_to_end(tmp_path):
   saved = json.loads((tmp_path / 'w' / 'results.json').read_text())
   assert saved['tasks']['ioi']['circuit']['heatmap'] == 'ioi_heads.png'
   assert (tmp_path / 'w' / 'ioi_heads.png').stat().st_size > 1000
+
+
+def test_rescore_ceiling_finds_planted_partition():
+  from experiments.circuits import rescore
+  rng = np.random.default_rng(0)
+  truth = np.repeat(np.arange(2), 4)
+  r = np.where(truth[:, None] == truth[None], 1.0, 0.5) + 0.02 * rng.standard_normal((8, 8))
+  ceil = rescore.ceiling_partition(r, rng.permutation(truth), 'fidelity')
+  same = np.asarray(ceil)[:, None] == np.asarray(ceil)[None]
+  np.testing.assert_array_equal(same, truth[:, None] == truth[None])
+  results = {'tasks': {'ioi': {'circuit': {'swap_r': r.tolist(), 'swap_components': [f'L{i}H0' for i in range(8)],
+                                           'interchangeability': {'offline_clusterer': {'labels': truth.tolist()}}}},
+                       'entity2': {'dropped': 'cannot do it'}}}
+  out = rescore.rescore(results, num=200)
+  assert set(out) == {'ioi'} and 'norm_matched' not in out['ioi']
+  row = out['ioi']['plain']['fidelity']
+  assert row['offline_clusterer']['I'] == pytest.approx(row['ceiling_sizes_of_offline_clusterer']['I'])
+  assert row['offline_clusterer']['z'] > 3

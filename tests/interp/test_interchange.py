@@ -44,6 +44,43 @@ def test_swap_with_itself_is_identity_and_swaps_match_explicit_replace(tiny):
   np.testing.assert_allclose(no_diag['r'], r, rtol=1e-5, atol=1e-6)
 
 
+def test_norm_matched_swap_keeps_the_replaced_heads_norm(tiny):
+  model, params, tokens, metric = tiny
+  out = X.swap_ratios(model, params, tokens, metric, COMPONENTS, pairs_per_call=4, include_diagonal=True,
+                      match_norm=True)
+  np.testing.assert_allclose(np.diag(out['r']), 1.0, rtol=1e-5)
+  cached = X.cache_head_outputs(model, params, tokens, COMPONENTS)
+  donor = cached[0] * np.linalg.norm(cached[3], axis=-1, keepdims=True) / np.linalg.norm(cached[0], axis=-1,
+                                                                                          keepdims=True)
+  hooks = H.replace('layers_1/attn/head_out', jnp.asarray(donor)[:, :, None], where=H.head_mask(4, [2]))
+  logits, _ = H.run(model, {'params': params}, jnp.asarray(tokens), hooks=hooks)
+  assert out['m_swap'][3, 0] == pytest.approx(float(jnp.mean(metric(logits[:, -1]))), rel=1e-4, abs=1e-5)
+  plain = X.swap_ratios(model, params, tokens, metric, COMPONENTS, pairs_per_call=4)
+  assert not np.allclose(plain['r'], out['r'])
+
+
+def test_signed_r_cancels_over_ordered_pairs_and_fidelity_does_not():
+  """With direct effects only, r(h, h') - 1 = (d_h' - d_h) / M: within any cluster the ordered pairs cancel,
+  so signed I is ~0 for every partition (even the true roles); 1 - |r - 1| sees the planted roles."""
+  rng = np.random.default_rng(0)
+  truth = np.repeat(np.arange(3), 4)
+  d = np.array([0.5, -0.3, 0.05])[truth] + 0.01 * rng.standard_normal(12)     # DLA / M per head
+  r = 1 + d[None, :] - d[:, None]
+  signed = X.random_partition_null(r, truth, num=1000)
+  fid = X.random_partition_null(r, truth, num=1000, score='fidelity')
+  assert abs(signed['I']) < 1e-9 and signed['null_std'] < 1e-9      # every partition scores 0 exactly
+  assert fid['I'] > 0.3 and fid['z'] > 3 and fid['percentile'] > 99
+  assert X.interchangeability(r, truth, score='fidelity') == pytest.approx(fid['I'])
+  np.testing.assert_allclose(X.swap_score(np.array([0.8, 1.2, 1.0]), 'fidelity'), [0.8, 0.8, 1.0])
+  fx = X.swap_main_effects(r)      # r - 1 is row + column effects (means over off-diagonal entries: ~all of it)
+  assert fx['row_col_r2'] > 0.95 and fx['row_r2'] == pytest.approx(fx['col_r2'], abs=0.05)
+  rows_only = np.where(np.eye(12, dtype=bool), 1.0, d[:, None] + 0 * d[None])
+  assert X.swap_main_effects(rows_only)['row_r2'] == pytest.approx(1.0)
+  assert X.swap_main_effects(rows_only)['col_r2'] < 0.2
+  with pytest.raises(ValueError, match='score'):
+    X.swap_score(r, 'abs')
+
+
 def test_interchangeability_score_and_planted_structure():
   labels = [0, 0, 1, 1]
   r = np.array([[1, .9, .1, .2], [.8, 1, .3, .1], [.2, .1, 1, .7], [.1, .2, .9, 1.]])

@@ -82,6 +82,8 @@ def test_attribution_approximates_patching():
   attr = P.attribution_heads(model, params, clean, corrupt, metric)
   assert attr['per_position'].shape == (3, T, 4)
   np.testing.assert_allclose(attr['per_position'].sum(1), attr['effect'], rtol=1e-5, atol=1e-6)
+  assert attr['per_row_position'].shape == (B, 3, T, 4)
+  np.testing.assert_allclose(attr['per_row_position'].sum(0), attr['per_position'], rtol=1e-5, atol=1e-6)
   assert np.abs(attr['per_position'][:, [0, 1]]).max() < 1e-6   # before the corrupted token nothing differs
   assert abs(attr['base_metric'] - m_clean) < 1e-5
   pearson = float(np.corrcoef(real.ravel(), attr['effect'].ravel())[0, 1])

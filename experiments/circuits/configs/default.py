@@ -24,6 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.resid_stride = 10             # residual denoising at every resid_stride-th layer
   c.pairs_per_call = 8            # swaps per forward (the prompt batch is tiled that many times)
   c.null_partitions = 1000        # random partitions of the same sizes for I(C)'s null
+  c.norm_matched_swaps = True     # also swap with o_h' rescaled to |o_h| per position (a second r matrix)
   if arg in TASKS:
     c.tasks = arg
   elif arg == 'behaviour':
