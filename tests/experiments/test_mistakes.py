@@ -33,6 +33,8 @@ CONFIGS = {  # binary -> its tiny config
     "multimodal_saes": "experiments/multimodal_saes/configs/default.py:tiny",
     "self_ctrl": "experiments/self_ctrl/configs/default.py:tiny",
     "student_traces": "experiments/student_traces/configs/default.py:tiny",
+    "saia": "experiments/saia/configs/default.py:tiny",
+    "self_explain": "experiments/self_explain/configs/default.py:tiny",
 }
 ALL_BINARIES = [*CONFIGS, "chat"]
 # A value that parses but is wrong, rejected by the trainer's (or the binary's) checks after the full start.
@@ -41,7 +43,8 @@ NEGATIVE = {"lm": "total_steps", "psm": "train.total_steps", "elf": "total_steps
             "hypnosis": "train.total_steps", "gd_prompting": "meta.total_steps",
             "own_words": "num_conversations", "visual_skill": "max_steps", "circuits": "num_prompts",
             "multimodal_saes": "vit.train.total_steps", "self_ctrl": "sft.total_steps",
-            "student_traces": "train.total_steps"}
+            "student_traces": "train.total_steps", "saia": "vit.train.total_steps",
+            "self_explain": "train.total_steps"}
 # The integer key each binary's config has for the typo and bad-value cases (default "seed").
 INT_KEY = {"visual_skill": "max_steps"}
 # Binaries whose config loading imports JAX (their configs build on jaxlab.rl.recipe): typo cases take seconds.

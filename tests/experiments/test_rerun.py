@@ -74,6 +74,12 @@ CASES = {
                         'experiments/multimodal_saes/configs/default.py:tiny', lambda t: {}, (pytest.mark.slow,)),
     'self_ctrl': ('experiments.self_ctrl.main', 'run_recorded', 'experiments/self_ctrl/configs/default.py:tiny',
                   lambda t: {}, (pytest.mark.slow,)),
+    'student_traces': ('experiments.student_traces.main', 'run',
+                       'experiments/student_traces/configs/default.py:tiny', lambda t: {}, (pytest.mark.slow,)),
+    'saia': ('experiments.saia.main', 'run', 'experiments/saia/configs/default.py:tiny', lambda t: {},
+             (pytest.mark.slow,)),
+    'self_explain': ('experiments.self_explain.main', 'run', 'experiments/self_explain/configs/default.py:tiny',
+                     lambda t: {}, (pytest.mark.slow,)),
 }
 
 
