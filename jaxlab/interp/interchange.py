@@ -42,7 +42,8 @@ from jaxlab.nn.lm.transformer import DecoderLM
 Component = tuple[int, int]   # (layer, head)
 
 __all__ = ['Component', 'ComponentExplainer', 'Clusterer', 'FeatureClusterer', 'cache_head_outputs',
-           'swap_ratios', 'SCORES', 'swap_score', 'swap_main_effects', 'interchangeability', 'random_partition_null', 'describe_features', 'kmeans']
+           'swap_ratios', 'SCORES', 'swap_score', 'swap_main_effects', 'interchangeability',
+           'random_partition_null', 'describe_features', 'kmeans']
 
 
 def cache_head_outputs(model: DecoderLM, params, tokens, components: Sequence[Component]) -> np.ndarray:
@@ -135,7 +136,9 @@ def swap_main_effects(r: np.ndarray) -> dict[str, float]:
   total = np.nanvar(x)
   if not total > 0:
     return {'row_r2': float('nan'), 'col_r2': float('nan'), 'row_col_r2': float('nan')}
-  r2 = lambda fit: float(1 - np.nanvar(x - fit) / total)
+
+  def r2(fit):
+    return float(1 - np.nanvar(x - fit) / total)
   return {'row_r2': r2(rows[:, None]), 'col_r2': r2(cols[None, :]), 'row_col_r2': r2(rows[:, None] + cols[None] - mu)}
 
 
