@@ -2,6 +2,7 @@ r"""Self-CTRL part 1 (coins): does consistency training make a model's stated bi
 
   python -m experiments.self_ctrl.main --config=experiments/self_ctrl/configs/default.py --workdir=workdirs/self_ctrl
   python -m experiments.self_ctrl.main --config=experiments/self_ctrl/configs/default.py:tiny --workdir=workdirs/sc_tiny
+  python -m experiments.self_ctrl.main --config=experiments/self_ctrl/configs/rules.py --workdir=workdirs/sc_rules
 
 Per seed (workdir/seed<N>/<stage>, each stage recorded in its run.json and reused on a rerun):
 * ``sft``: a small Llama-style decoder trained from scratch on rollouts of all 100 coins and the programs of the
@@ -32,6 +33,8 @@ import numpy as np
 from absl import logging
 
 from experiments.self_ctrl import coins as coins_lib
+from experiments.self_ctrl import rules as rules_lib
+from experiments.self_ctrl import smollm2 as smollm2_lib
 from jaxlab.data import pipeline
 from jaxlab.nn.lm import transformer
 from jaxlab.rl import consistency, recipe, rollout, sft
@@ -159,6 +162,13 @@ def r2_table(rows, n_boot: int, seed: int) -> dict:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
+  world = config.get("world", "coins")
+  if world == "rules":   # part 2 (configs/rules.py)
+    return rules_lib.run(config, workdir, devices)
+  if world == "smollm2":  # part 3 (configs/smollm2.py)
+    return smollm2_lib.run(config, workdir, devices)
+  if world != "coins":
+    raise ValueError(f"config.world={world!r}; expected 'coins' (absent), 'rules' or 'smollm2'")
   recipe.begin(config, workdir, ARMS)
   results = {}
   for seed in config.seeds:
@@ -196,7 +206,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   return report(config, workdir, results)
 
 
-def report(config, workdir: str, results: dict) -> dict:
+def report(config, workdir: str, results: dict, scatter_name: str = "scatter.png") -> dict:
   """Across seeds: mean R² (and per-seed values, holdout bootstrap intervals); results.md; scatter.png."""
   summary = {"seeds": sorted(results), "arms": {}}
   for arm in config.arms:
@@ -221,7 +231,8 @@ def report(config, workdir: str, results: dict) -> dict:
   with open(os.path.join(workdir, "results.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   recipe.write_json(os.path.join(workdir, "results.json"), summary)
-  scatter(results, config.arms, os.path.join(workdir, "scatter.png"))
+  scatter({s: {a: r for a, r in v.items() if r["coins"]} for s, v in results.items()}, config.arms,
+          os.path.join(workdir, scatter_name))
   return summary
 
 
@@ -255,9 +266,14 @@ def scatter(results, arms, path: str) -> None:
   plt.close(fig)
 
 
-def collect(config, out_dir: str, seed_dirs: dict[int, list[str]]) -> dict:
+def collect(config, out_dir: str, seed_dirs: dict[int, list[str]], previous: str | None = None,
+            scatter_name: str = "scatter.png") -> dict:
   """The report over finished stages of several workdirs: seed -> seed folders (workdir/seed<N>) whose
-  <arm>/eval/run.json records are read (runs of one seed may sit in several workdirs, e.g. run in parallel)."""
+  <arm>/eval/run.json records are read (runs of one seed may sit in several workdirs, e.g. run in parallel).
+
+  ``previous``: an earlier results.json whose per-seed R² tables (and train seconds) fill the (seed, arm) cells
+  not found in ``seed_dirs`` (their per-coin rows are not in it: such cells enter the R² means but not
+  ``anchor_outward`` or the scatter plot)."""
   results: dict[int, dict] = {}
   for seed, dirs in seed_dirs.items():
     for d in dirs:
@@ -265,8 +281,15 @@ def collect(config, out_dir: str, seed_dirs: dict[int, list[str]]) -> dict:
         rec = runrecord.read(os.path.join(d, arm, "eval"))
         if rec and rec.get("status") == "finished" and arm not in results.get(seed, {}):
           results.setdefault(seed, {})[arm] = rec["results"]
+  if previous:
+    with open(previous) as f:
+      prev = json.load(f)
+    for arm, a in prev["arms"].items():
+      for seed, r2 in a["per_seed"].items():
+        if arm in config.arms and arm not in results.get(int(seed), {}):
+          results.setdefault(int(seed), {})[arm] = {"r2": r2, "train_seconds": a["train_seconds"][seed], "coins": []}
   os.makedirs(out_dir, exist_ok=True)
-  return report(config, out_dir, results)
+  return report(config, out_dir, results, scatter_name)
 
 
 @runrecord.recorded(continuable=("arms", "seeds"))

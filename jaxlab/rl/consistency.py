@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxlab.nn import lora as lora_lib
 from jaxlab.nn.lm.transformer import DecoderLM
 from jaxlab.rl import rollout as rollout_lib
 from jaxlab.rl import sft as sft_lib
@@ -267,17 +268,34 @@ def consistency_loss(nll: jax.Array, batch: Mapping[str, jax.Array]) -> tuple[ja
   return policy + reg, {"policy_loss": policy, "reg_loss": reg}
 
 
-def row_nll(model: DecoderLM, params: Any, batch: Mapping[str, jax.Array]) -> jax.Array:
-  logp, _ = rollout_lib.sequence_logprobs(model, params, batch["prompt"], batch["prompt_mask"], batch["completion"])
+def row_nll(model: DecoderLM, params: Any, batch: Mapping[str, jax.Array], *,
+            lora: lora_lib.LoraConfig | None = None, base: Any = None) -> jax.Array:
+  """[rows] per-token mean completion NLL; with ``lora``, ``params`` are the adapters on the frozen ``base``."""
+  if lora is None:
+    logp, _ = rollout_lib.sequence_logprobs(model, params, batch["prompt"], batch["prompt_mask"],
+                                            batch["completion"])
+  else:
+    seq = jnp.concatenate([batch["prompt"], batch["completion"]], axis=1)
+    padding = jnp.concatenate([batch["prompt_mask"], jnp.ones(batch["completion"].shape, jnp.bool_)], axis=1)
+    logits = lora_lib.apply(model, {"params": base}, params, seq, padding=padding, config=lora)
+    logits = logits[:, batch["prompt"].shape[1] - 1:-1]
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), batch["completion"][..., None], axis=-1)[..., 0]
   m = batch["completion_mask"].astype(jnp.float32)
   return -jnp.sum(logp * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
 
 
-def make_loss_fn(model: DecoderLM) -> Callable:
-  def loss_fn(params, batch, rng):
+def make_loss_fn(model: DecoderLM, lora: lora_lib.LoraConfig | None = None) -> Callable:
+  """The trainer loss: ``(params, batch, rng)``, or ``(adapters, batch, rng, base)`` under LoRA."""
+  if lora is None:
+    def loss_fn(params, batch, rng):
+      del rng
+      return consistency_loss(row_nll(model, params, batch), batch)
+    return loss_fn
+
+  def lora_loss_fn(adapters, batch, rng, base):
     del rng
-    return consistency_loss(row_nll(model, params, batch), batch)
-  return loss_fn
+    return consistency_loss(row_nll(model, adapters, batch, lora=lora, base=base), batch)
+  return lora_loss_fn
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -300,8 +318,11 @@ class SelfCTRL:
     decode: token ids -> text.
     prompts: iterator of `prompt_records` batches (P records each), with the 'untouched_*' fields when
       cfg.untouched_coef > 0 and 'continued_*' when cfg.continued_coef > 0 (`attach_rows`); checkpointed.
-    init_params: ``rng -> params`` (e.g. returning the SFT params).
+    init_params: ``rng -> params`` (e.g. returning the SFT params; under LoRA: fresh adapters).
     explanation_stop: extra token-id stops of the explanation side (e.g. the closing brace).
+    lora, base_params, frozen_id: LoRA training (jaxlab.nn.lora): the trainer state holds only the adapters,
+      ``base_params`` (the frozen model) ride as the trainer's ``Task.frozen_params``; both sides are sampled
+      from ``lora.merge(base, adapters)`` (the current policy) at full decoding speed.
   """
   model: DecoderLM
   cfg: ConsistencyConfig
@@ -311,8 +332,13 @@ class SelfCTRL:
   prompts: Iterator[Mapping[str, np.ndarray]]
   init_params: Callable[[jax.Array], Any]
   explanation_stop: tuple[tuple[int, ...], ...] = ()
+  lora: lora_lib.LoraConfig | None = None
+  base_params: Any = None
+  frozen_id: str = ""
 
   def __post_init__(self):
+    if (self.lora is None) != (self.base_params is None):
+      raise ValueError("SelfCTRL: lora and base_params go together (LoRA adapters on a frozen base)")
     self.cfg.validate()
     self._beh = dataclasses.replace(self.sampling, max_new_tokens=self.cfg.behaviour_tokens,
                                     temperature=self.cfg.temperature)
@@ -322,11 +348,20 @@ class SelfCTRL:
     self._logprobs = jax.jit(lambda params, p, pm, c: rollout_lib.sequence_logprobs(self.model, params, p, pm, c)[0])
 
   def task(self) -> Task:
-    return Task(init_params=self.init_params, loss_fn=make_loss_fn(self.model), train_data=self.prompts,
-                tokens_per_example=self.cfg.completion_len, rollout=self.rollout)
+    return Task(init_params=self.init_params, loss_fn=make_loss_fn(self.model, self.lora), train_data=self.prompts,
+                tokens_per_example=self.cfg.completion_len, rollout=self.rollout, frozen_params=self.base_params,
+                frozen_id=self.frozen_id)
+
+  def policy_params(self, params: Any) -> Any:
+    """The full params the sampler runs: ``params`` itself, or the base with the adapters merged in."""
+    if self.lora is None:
+      return params
+    if not hasattr(self, "_merge"):
+      self._merge = jax.jit(lambda base, adapters: lora_lib.merge(base, adapters, self.lora))
+    return self._merge(self.base_params, params)
 
   def rollout(self, state: TrainState, item: Mapping[str, np.ndarray], ctx: RolloutContext):
-    return self.build_batch(state.params, item, ctx.rng, ctx.batch_sharding)
+    return self.build_batch(self.policy_params(state.params), item, ctx.rng, ctx.batch_sharding)
 
   def nll(self, params, comp: rollout_lib.Completions) -> np.ndarray:
     """Per-sample mean NLL under ``params`` (the sampler's log-probs are the model's at temperature 1)."""

@@ -143,3 +143,28 @@ def test_domain_context_fields_and_behaviour_phi():
   eng.build_batch(params, item, jax.random.key(2))
   assert sorted(set(seen)) == [("beh", 3), ("beh", 7), ("expl", 3), ("expl", 7)]
   assert seen.count(("expl", 3)) == 4 and seen.count(("beh", 7)) == 4   # K = 4 per prompt and side
+
+
+def test_lora_engine_trains_adapters_on_a_frozen_base():
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
+  from jaxlab.nn import lora  # pylint: disable=import-outside-toplevel
+  eng, params, item, model, _ = _engine(0.0)
+  lcfg = lora.LoraConfig(rank=2, alpha=4.0, targets=("q", "v"))
+  adapters = lora.init_adapters(jax.random.key(3), params, lcfg)
+  leng = C.SelfCTRL(model, eng.cfg, eng.domain, eng.sampling, eng.decode, iter(()), init_params=lambda r: adapters,
+                    lora=lcfg, base_params=params, frozen_id="tiny")
+  task = leng.task()
+  assert task.frozen_params is params and task.frozen_id == "tiny"
+  merged = leng.policy_params(adapters)                       # B = 0: the merged policy is the base
+  assert all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(merged), jax.tree.leaves(params)))
+  batch, _ = leng.build_batch(merged, item, jax.random.key(1))
+  batch["advantages"][:8] = np.linspace(-1, 1, 8)
+  batch["policy_weight"][:8] = 1 / 8
+  lossp = C.make_loss_fn(model)(params, batch, None)[0]
+  lossl, g = jax.value_and_grad(lambda a: task.loss_fn(a, batch, None, params)[0])(adapters)
+  np.testing.assert_allclose(lossl, lossp, rtol=1e-5)         # fresh adapters: the base model's loss
+  g = nn.unbox(g)
+  assert float(jnp.abs(g["layers_0"]["attn"]["query"]["lora_b"]).sum()) > 0   # B gets a gradient
+  with pytest.raises(ValueError, match="go together"):
+    C.SelfCTRL(model, eng.cfg, eng.domain, eng.sampling, eng.decode, iter(()), init_params=lambda r: params,
+               lora=lcfg)
