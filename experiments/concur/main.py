@@ -254,6 +254,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     for k in range(len(budgets))]}
     routed[method] = summary
   out['routers'] = routed
+  # The accuracy-cost Pareto front over the single strategies and every router's w sweep (means over seeds).
+  out['pareto_front'] = {}
+  for part in ('test', 'test_ood'):
+    labels, points = [], []
+    for strat, v in per_strategy[part].items():
+      labels.append(strat)
+      points.append((v['cost'], v['accuracy']))
+    for method, summ in routed.items():
+      for r in summ[part]['sweep']:
+        labels.append(f"{method} w={r['w']:.2f}")
+        points.append((r['cost_mean'], r['accuracy_mean']))
+    out['pareto_front'][part] = [dict(label=labels[i], cost=points[i][0], accuracy=points[i][1])
+                                 for i in metrics.pareto_front(points)]
   # Best single strategy under each budget (chosen on validation), for the budget table.
   out['best_single_under_budget'] = {}
   for part in ('test', 'test_ood'):
