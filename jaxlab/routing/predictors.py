@@ -22,6 +22,7 @@ mean training-set FLOPs over all strategies), so the MSE is on numbers of order 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import time
@@ -118,10 +119,17 @@ class Fit:
 
   def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """[n] P(correct) for 'acc', predicted cost (the targets' units) for 'cost'."""
-    out = self.module.apply({'params': self.params}, **{k: jnp.asarray(v) for k, v in inputs.items()})
-    if self.kind == 'acc':
-      return np.asarray(jax.nn.softmax(out, -1)[:, 1])
-    return np.asarray(jax.nn.softplus(out[:, 0]))
+    return np.asarray(_predict_fn(self.module, self.kind)(self.params,
+                                                          {k: jnp.asarray(v) for k, v in inputs.items()}))
+
+
+@functools.lru_cache(maxsize=64)
+def _predict_fn(module: nn.Module, kind: str):
+  """One jitted prediction per (module, kind): every member of a stacked fit shares its compilation."""
+  def f(params, inputs):
+    out = module.apply({'params': params}, **inputs)
+    return jax.nn.softmax(out, -1)[:, 1] if kind == 'acc' else jax.nn.softplus(out[:, 0])
+  return jax.jit(f)
 
 
 @dataclasses.dataclass
