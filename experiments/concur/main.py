@@ -346,5 +346,23 @@ def _plot(out: dict, strategies: list[str], path: str) -> None:
 main = app_flags.main_for(run)
 
 
+def validate() -> None:
+  """Cheap checks of the config before anything is created (app_flags.run prints each as one line)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  config = flags.FLAGS.config
+  for key in ('max_epochs', 'patience', 'eval_every_epochs', 'hidden', 'knapsack_resolution', 'table.n_per_family',
+              'table.batch_size', 'table.prompt_len', 'table.direct_tokens', 'table.cot_tokens'):
+    node, leaf = (config.table, key.split('.')[1]) if key.startswith('table.') else (config, key)
+    if int(node[leaf]) <= 0:
+      app_flags.fail(f'--config.{key}={node[leaf]} must be positive')
+  if not config.seeds:
+    app_flags.fail('--config.seeds is empty: give at least one predictor seed')
+  bad = [w for w in config.ws if not 0. <= float(w) <= 1.]
+  if bad:
+    app_flags.fail(f'--config.ws={tuple(config.ws)}: trade-off weights must lie in [0, 1], got {bad}')
+  if abs(sum(config.split) - 1.) > 1e-6 or min(config.split) < 0:
+    app_flags.fail(f'--config.split={tuple(config.split)} must be three non-negative fractions summing to 1')
+
+
 if __name__ == '__main__':
-  app_flags.run(main)
+  app_flags.run(main, validate)

@@ -35,6 +35,7 @@ CONFIGS = {  # binary -> its tiny config
     "student_traces": "experiments/student_traces/configs/default.py:tiny",
     "saia": "experiments/saia/configs/default.py:tiny",
     "self_explain": "experiments/self_explain/configs/default.py:tiny",
+    "concur": "experiments/concur/configs/default.py:tiny",
 }
 ALL_BINARIES = [*CONFIGS, "chat"]
 # A value that parses but is wrong, rejected by the trainer's (or the binary's) checks after the full start.
@@ -44,9 +45,9 @@ NEGATIVE = {"lm": "total_steps", "psm": "train.total_steps", "elf": "total_steps
             "own_words": "num_conversations", "visual_skill": "max_steps", "circuits": "num_prompts",
             "multimodal_saes": "vit.train.total_steps", "self_ctrl": "sft.total_steps",
             "student_traces": "train.total_steps", "saia": "vit.train.total_steps",
-            "self_explain": "train.total_steps"}
+            "self_explain": "train.total_steps", "concur": "max_epochs"}
 # The integer key each binary's config has for the typo and bad-value cases (default "seed").
-INT_KEY = {"visual_skill": "max_steps"}
+INT_KEY = {"visual_skill": "max_steps", "concur": "max_epochs"}
 # Binaries whose config loading imports JAX (their configs build on jaxlab.rl.recipe): typo cases take seconds.
 HEAVY_CONFIG = {"rlcr", "multi_answer", "self_ctrl"}
 

@@ -78,6 +78,8 @@ CASES = {
                        'experiments/student_traces/configs/default.py:tiny', lambda t: {}, (pytest.mark.slow,)),
     'saia': ('experiments.saia.main', 'run', 'experiments/saia/configs/default.py:tiny', lambda t: {},
              (pytest.mark.slow,)),
+    'concur': ('experiments.concur.main', 'run', 'experiments/concur/configs/default.py:tiny', lambda t: {},
+               (pytest.mark.slow,)),
     'self_explain': ('experiments.self_explain.main', 'run', 'experiments/self_explain/configs/default.py:tiny',
                      lambda t: {}, (pytest.mark.slow,)),
 }
