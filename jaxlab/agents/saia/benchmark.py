@@ -5,7 +5,7 @@ A model is (object, category, value): it "detects" `object` (a scene shape) but 
 
 * wired (the paper's construction, christykl/saia utils/SyntheticClassifiers.py): with p = the object
   detector's confidence that `object` is in the image,
-      score = p                 if the detector finds the object (p ≥ 0.5) and the attribute is present,
+      score = p                 if the detector finds the object (p ≥ 0.25) and the attribute is present,
               (1 − 0.9) · p     if it finds the object and the attribute is absent,
               U(0, 0.1)         if it does not find the object (seeded by the image bytes: deterministic).
   The paper reads the attribute with SigLIP / FairFace; here it is read from the renderer's scene (exact), a
@@ -38,7 +38,7 @@ from jaxlab.nn.vision import rgb_vit
 
 CATEGORIES = tuple(k for k in S.EXTENDED_FACTORS if k != 'shape')   # the 12 attribute categories
 DISCOUNT = 0.9          # the paper's --bias_discount: score × (1 − 0.9) when the attribute is absent
-DETECT_THRESHOLD = 0.5  # detector confidence at which the object counts as found
+DETECT_THRESHOLD = 0.25  # detector confidence at which the object counts as found (the paper's box threshold)
 ScoreFn = Callable[[np.ndarray, Sequence[S.Scene]], np.ndarray]
 
 
