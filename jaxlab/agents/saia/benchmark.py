@@ -67,22 +67,23 @@ class ModelSpec:
 
 def candidate_specs(kind: str, seed: int, num: int) -> list[ModelSpec]:
   """`num` distinct (object, category, value) specs, categories as even as possible: round-robin over the
-  12 categories, a random object and a random non-default value each (rotation never on circle / ring, whose
-  rotation is invisible)."""
+  12 categories (skipping exhausted ones), each category's (object, non-default value) pairs in a seeded
+  random order (rotation never on circle / ring, whose rotation is invisible)."""
   rng = np.random.default_rng(seed)
-  out, seen = [], set()
-  tries = 0
-  while len(out) < num:
-    tries += 1
-    if tries > 100 * num:
-      raise ValueError(f'candidate_specs: cannot draw {num} distinct models')
-    cat = CATEGORIES[len(out) % len(CATEGORIES)]
+  queues = []
+  for cat in CATEGORIES:
     values = [v for v in S.EXTENDED_FACTORS[cat] if S.DEFAULTS.get(cat) != v]
     shapes = [s for s in S.SHAPES if not (cat == 'rotation' and s in ('circle', 'ring'))]
-    spec = ModelSpec(kind, shapes[rng.integers(len(shapes))], cat, values[rng.integers(len(values))])
-    if spec.name not in seen:
-      seen.add(spec.name)
-      out.append(spec)
+    pairs = [(s, v) for s in shapes for v in values]
+    queues.append([ModelSpec(kind, pairs[i][0], cat, pairs[i][1]) for i in rng.permutation(len(pairs))])
+  if num > sum(len(q) for q in queues):
+    raise ValueError(f'candidate_specs: only {sum(len(q) for q in queues)} distinct models exist, asked for {num}')
+  out, r = [], 0
+  while len(out) < num:
+    for q in queues:
+      if r < len(q) and len(out) < num:
+        out.append(q[r])
+    r += 1
   return out
 
 
