@@ -46,11 +46,11 @@ def test_every_wired_model_follows_the_paper_rule_on_hand_made_renders():
     sc = B.wired_scores(spec, _oracle_probs(scenes, 0.8), imgs, scenes)
     np.testing.assert_allclose(sc[:2], [0.8, 0.8 * (1 - B.DISCOUNT)], rtol=1e-6)
     assert 0 <= sc[2] <= 0.1 and sc[2] == B.wired_scores(spec, _oracle_probs(scenes, 0.8), imgs, scenes)[2]
-  # an undetected object (confidence below 0.5) scores U(0, 0.1) even with the attribute
+  # an undetected object (confidence below 0.25) scores U(0, 0.1) even with the attribute
   spec = specs[0]
   s = S.Scene(shape=spec.object, **{spec.category: spec.value})
   img = S.render(s, SIZE, 0)[None].astype(np.float32) / 255
-  assert B.wired_scores(spec, _oracle_probs([s], 0.4), img, [s])[0] <= 0.1
+  assert B.wired_scores(spec, _oracle_probs([s], 0.2), img, [s])[0] <= 0.1
   assert not B.has_attribute(S.Scene(position='left', count=2), 'position', 'left')
 
 

@@ -42,23 +42,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.wired.num_models = 60             # (object, category, value) models, categories round-robin
 
   c.trained = ml_collections.ConfigDict()
-  c.trained.num_candidates = 72       # trained candidates; those passing the reliance check enter
+  c.trained.num_candidates = 96       # trained candidates; those passing the reliance check enter
   c.trained.pool = 6000               # scenes whose frozen features the biased datasets draw from
   c.trained.examples = 2000           # biased examples per model (half positive)
   c.trained.neg_attr_rate = 0.25      # P(attribute) among negatives (positives always have it)
   c.trained.min_reliance = 0.5        # admitted if the flip drops the score by at least this fraction ...
   c.trained.min_score = 0.5           # ... and object-with-attribute scenes score at least this ...
-  c.trained.min_object_reliance = 0.3  # ... and removing the object (attribute kept) drops it by this fraction
+  c.trained.min_object_reliance = 0.15  # ... and removing the object (attribute kept) drops it by this fraction
   c.trained.reliance_images = 24      # paired renders per reliance measurement
   c.trained.train = _train(64, 600, 1e-2, "warmup_cosine", warmup_steps=20)
 
   c.agent = ml_collections.ConfigDict()
   c.agent.rounds = 5                  # the paper: up to 10
   c.agent.num_exemplars = 15          # the paper's top-15 dataset exemplars
-  c.agent.exemplar_pool = 1500        # random scenes the exemplars are the top of
+  c.agent.exemplar_pool = 1000        # random scenes the exemplars are the top of
   c.agent.num_edit_images = 4         # exemplars edited per experiment
   c.agent.num_self_eval = 10          # the paper's 10 HIGH + 10 LOW prompts
-  c.agent.num_evaluator = 20          # the evaluator's HIGH / LOW images per label (predictiveness)
+  c.agent.num_evaluator = 12          # the evaluator's HIGH / LOW images per label (predictiveness)
   c.agent.grid_model = 0              # index into the benchmark of the model in the PNG grid
 
   if arg == "tiny":

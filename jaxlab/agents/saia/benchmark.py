@@ -5,7 +5,7 @@ A model is (object, category, value): it "detects" `object` (a scene shape) but 
 
 * wired (the paper's construction, christykl/saia utils/SyntheticClassifiers.py): with p = the object
   detector's confidence that `object` is in the image,
-      score = p                 if the detector finds the object (p ≥ 0.5) and the attribute is present,
+      score = p                 if the detector finds the object (p ≥ 0.25) and the attribute is present,
               (1 − 0.9) · p     if it finds the object and the attribute is absent,
               U(0, 0.1)         if it does not find the object (seeded by the image bytes: deterministic).
   The paper reads the attribute with SigLIP / FairFace; here it is read from the renderer's scene (exact), a
@@ -38,7 +38,7 @@ from jaxlab.nn.vision import rgb_vit
 
 CATEGORIES = tuple(k for k in S.EXTENDED_FACTORS if k != 'shape')   # the 12 attribute categories
 DISCOUNT = 0.9          # the paper's --bias_discount: score × (1 − 0.9) when the attribute is absent
-DETECT_THRESHOLD = 0.5  # detector confidence at which the object counts as found
+DETECT_THRESHOLD = 0.25  # detector confidence at which the object counts as found (the paper's box threshold)
 ScoreFn = Callable[[np.ndarray, Sequence[S.Scene]], np.ndarray]
 
 
@@ -67,22 +67,23 @@ class ModelSpec:
 
 def candidate_specs(kind: str, seed: int, num: int) -> list[ModelSpec]:
   """`num` distinct (object, category, value) specs, categories as even as possible: round-robin over the
-  12 categories, a random object and a random non-default value each (rotation never on circle / ring, whose
-  rotation is invisible)."""
+  12 categories (skipping exhausted ones), each category's (object, non-default value) pairs in a seeded
+  random order (rotation never on circle / ring, whose rotation is invisible)."""
   rng = np.random.default_rng(seed)
-  out, seen = [], set()
-  tries = 0
-  while len(out) < num:
-    tries += 1
-    if tries > 100 * num:
-      raise ValueError(f'candidate_specs: cannot draw {num} distinct models')
-    cat = CATEGORIES[len(out) % len(CATEGORIES)]
+  queues = []
+  for cat in CATEGORIES:
     values = [v for v in S.EXTENDED_FACTORS[cat] if S.DEFAULTS.get(cat) != v]
     shapes = [s for s in S.SHAPES if not (cat == 'rotation' and s in ('circle', 'ring'))]
-    spec = ModelSpec(kind, shapes[rng.integers(len(shapes))], cat, values[rng.integers(len(values))])
-    if spec.name not in seen:
-      seen.add(spec.name)
-      out.append(spec)
+    pairs = [(s, v) for s in shapes for v in values]
+    queues.append([ModelSpec(kind, pairs[i][0], cat, pairs[i][1]) for i in rng.permutation(len(pairs))])
+  if num > sum(len(q) for q in queues):
+    raise ValueError(f'candidate_specs: only {sum(len(q) for q in queues)} distinct models exist, asked for {num}')
+  out, r = [], 0
+  while len(out) < num:
+    for q in queues:
+      if r < len(q) and len(out) < num:
+        out.append(q[r])
+    r += 1
   return out
 
 
