@@ -137,7 +137,7 @@ class _Writer:
       return self.s.palette[int(self.rng.integers(0, 2))]
     return str(self.rng.choice(T.COLORS))
 
-  def part_lines(self, part: T.Part, index: int) -> list[str]:
+  def part_lines(self, part: T.Part) -> list[str]:
     t, rng = self.t, self.rng
     out = []
     if rng.random() < t.comment_rate:
@@ -159,7 +159,7 @@ class _Writer:
       shape.append(f'fill {self.color()}')
     if rng.random() < t.functions and len(shape) > 1:
       name = ''.join(ch for ch in part.name.title() if ch.isalpha())
-      name = name[0].lower() + name[1:] + ('' if index == 0 else '')
+      name = name[0].lower() + name[1:]
       out += [f'{name} = ->'] + ['  ' + x for x in shape] + [f'{name}()']
     else:
       out += shape
@@ -171,8 +171,8 @@ class _Writer:
       lines.append(f'# {assignment.title}')
     if self.rng.random() < 0.3:
       lines.append(f'speed {int(self.rng.choice([5, 10, 100]) if self.t.round_numbers else self.rng.choice([3, 7, 8]))}')
-    for i, p in enumerate(assignment.parts):
-      lines += self.part_lines(p, i)
+    for p in assignment.parts:
+      lines += self.part_lines(p)
     return lines
 
 
