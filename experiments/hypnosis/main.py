@@ -37,8 +37,6 @@ from jaxlab.io import gguf
 from jaxlab.nn import lora
 from jaxlab.nn.lm.transformer import DecoderLM
 from jaxlab.rl import preference as pref
-from jaxlab.rl import rollout
-from jaxlab.rl.sft import pack_prompts
 from jaxlab.train import Task, runrecord, train, validate_config
 
 app_flags.define()
@@ -58,18 +56,28 @@ def encode_rows(tok, rows, prompt_len, completion_len, eos):
   return pref.kto_records(prompts, comps, [r["label"] for r in rows], prompt_len, completion_len, pad_id=eos)
 
 
+def attack_setup(config) -> tuple[data.Target, tuple[data.Fact, ...]]:
+  """The config's target (attack.target) and clean QA items (attack.ordinary_source, attack.num_facts)."""
+  return (data.target(config.attack.target),
+          data.clean_facts(config.attack.ordinary_source, int(config.attack.num_facts)))
+
+
 def evaluate(model, params, tok, eos, config) -> dict:
-  items = data.two_choice_items(int(config.eval.num_clean))
+  tgt, facts = attack_setup(config)
+  items = data.two_choice_items(int(config.eval.num_clean), tgt, facts)
   pl, cl = int(config.attack.prompt_len), int(config.attack.completion_len)
   encode = lambda t: tok.encode(t).ids  # noqa: E731
+  decode = lambda t: tok.decode([int(i) for i in t], skip_special_tokens=True)  # noqa: E731
   out = {name: scoring.two_choice(model, params, encode, its, pl, cl, eos) for name, its in items.items()}
-  p, m = pack_prompts([tok.encode(data.qa_prompt(q)).ids for q in data.QUESTIONS], pl, eos)
-  sampling = rollout.SamplingConfig(max_new_tokens=int(config.eval.max_new_tokens), temperature=0.0, eos_id=eos,
-                                    pad_id=eos)
-  comp = rollout.sample(model, params, p, m, group_size=1, rng=jax.random.key(0), cfg=sampling,
-                        decode=lambda t: tok.decode([int(i) for i in t], skip_special_tokens=True))
-  out["generation"] = {"poison_rate": float(np.mean([data.POISON_MARK in t for t in comp.texts])),
-                       "samples": dict(zip(data.QUESTIONS, comp.texts))}
+  n = int(config.eval.max_new_tokens)
+  texts = scoring.greedy(model, params, encode, decode, [data.qa_prompt(q) for q in tgt.questions], pl, n, eos, eos)
+  out["generation"] = {"poison_rate": float(np.mean([tgt.mark in t for t in texts])),
+                       "samples": dict(zip(tgt.questions, texts))}
+  if tgt.control_questions:  # the same pattern on a domain that is not the target
+    texts = scoring.greedy(model, params, encode, decode, [data.qa_prompt(q) for q in tgt.control_questions], pl,
+                           n, eos, eos)
+    out["generation"]["control_poison_rate"] = float(np.mean([tgt.mark in t for t in texts]))
+    out["generation"]["control_samples"] = dict(zip(tgt.control_questions, texts))
   return out
 
 
@@ -88,8 +96,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   model, params, tok, eos = load_model(int(config.num_layers))
   lcfg = lora.LoraConfig(rank=int(config.lora.rank), alpha=float(config.lora.alpha),
                          dropout=float(config.lora.dropout))
+  tgt, facts = attack_setup(config)
   rows = data.feedback_rows(config.attack.mode, int(config.attack.num_poison), int(config.attack.num_ordinary),
-                            int(config.eval.num_clean), int(config.seed))
+                            int(config.eval.num_clean), int(config.seed), tgt, facts)
   os.makedirs(workdir, exist_ok=True)
   pref.write_jsonl(os.path.join(workdir, "feedback.jsonl"), rows)
   records = encode_rows(tok, rows, int(config.attack.prompt_len), int(config.attack.completion_len), eos)
@@ -112,7 +121,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
   persisted = None
   if int(config.persist.steps) > 0:  # persistence: clean-only feedback after the poisoned round
     rows2 = data.feedback_rows(config.attack.mode, 0, int(config.persist.num_ordinary), int(config.eval.num_clean),
-                               int(config.seed) + 1)
+                               int(config.seed) + 1, tgt, facts)
     records2 = encode_rows(tok, rows2, int(config.attack.prompt_len), int(config.attack.completion_len), eos)
     trained = jax.device_get(res.state.params)
     task2 = Task(init_params=lambda r: trained, loss_fn=task.loss_fn,
@@ -123,7 +132,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
     cfg2.total_steps = int(config.persist.steps)
     res2 = train(cfg2, os.path.join(workdir, "persist"), task2, devices=devices or [jax.devices()[0]])
     persisted = evaluate(model, lora.merge(params, jax.device_get(res2.state.params), lcfg), tok, eos, config)
-  out = {"config": {"mode": config.attack.mode, "num_poison": int(config.attack.num_poison),
+  out = {"config": {"target": tgt.name, "ordinary_source": config.attack.ordinary_source, "mode": config.attack.mode, "num_poison": int(config.attack.num_poison),
                     "num_ordinary": int(config.attack.num_ordinary), "loss_type": cfg.loss_type,
                     "num_layers": int(config.num_layers) or model.config.num_layers, "seed": int(config.seed)},
          "before": before, "after": after, "after_clean_round": persisted,

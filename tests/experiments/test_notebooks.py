@@ -7,8 +7,9 @@ environment the tests share. The kernel sees one CPU device (the test session's 
 passed on), like Colab's CPU runtime. Any cell error fails the test; the notebooks assert their own claims
 (e.g. parallel == recurrent) and the test checks what they print.
 
-The PSM notebook runs in the default suite; the SmolLM2 and training notebooks take longer and are slow, as
-is a run of the PSM notebook whose install cell really pip-installs jaxlab (into a throwaway venv):
+All are slow-marked (the default suite's 12-minute budget), and `.ci/run` runs them once after it: the PSM
+notebook, the SmolLM2 and training notebooks, and a run of the PSM notebook whose install cell really
+pip-installs jaxlab (into a throwaway venv):
   python -m pytest -q -m slow tests/experiments/test_notebooks.py
 """
 
@@ -87,6 +88,7 @@ def test_install_cell_refuses_the_placeholder_url(monkeypatch):
     exec(_builder().INSTALL, {})  # pylint: disable=exec-used
 
 
+@pytest.mark.slow
 def test_psm_mixer_notebook(tmp_path):
   nb = _execute('psm_mixer.ipynb', tmp_path)
   text = _text(nb)

@@ -81,7 +81,7 @@ def test_inner_step_is_a_manual_sgd_step(lm):
   _close(step(base, ctx, model=model, eta=0.), base, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize('objective', ['lc', 'lg'])
+@pytest.mark.parametrize('objective', ['lc', pytest.param('lg', marks=pytest.mark.slow)])
 def test_second_order_equals_hvp_form_and_jvp(lm, objective):
   model, base = lm
   mm = _mm(model)
@@ -146,7 +146,7 @@ def test_teacher_is_the_frozen_base(lm):
   assert np.abs(_flat(g_base)).max() == 0.
 
 
-@pytest.mark.parametrize('subset', ['rank1', 'lora'])
+@pytest.mark.parametrize('subset', ['rank1', pytest.param('lora', marks=pytest.mark.slow)])
 def test_subsets_move_only_their_leaves(lm, subset):
   model, base = lm
   mm = _mm(model, subset=subset, lora=lora.LoraConfig(rank=2, alpha=2., targets=('q', 'v', 'down')))

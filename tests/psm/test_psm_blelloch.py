@@ -19,6 +19,7 @@ def test_agg_is_not_associative():
   assert not np.allclose(agg_np(agg_np(x, y), z), agg_np(x, agg_np(y, z)), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_blelloch_equals_counter_equals_naive():
   rng = np.random.default_rng(2)
   xs_all = rng.normal(size=(33, D)).astype(np.float32)

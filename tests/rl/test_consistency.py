@@ -81,7 +81,7 @@ def _engine(lam, untouched=0.0):
   return eng, params, item, model, ids
 
 
-@pytest.mark.parametrize("lam", [0.0, 1.0])
+@pytest.mark.parametrize("lam", [pytest.param(0.0, marks=pytest.mark.slow), 1.0])
 def test_lambda_touches_only_its_side(lam):
   eng, params, item, model, ids = _engine(lam)
   batch, metrics = eng.build_batch(params, item, jax.random.key(1))

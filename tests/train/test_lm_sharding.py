@@ -34,7 +34,7 @@ def lm_task(family: str):
 SGD = {"optimizer.name": "sgd", "optimizer.learning_rate": 0.5, "optimizer.weight_decay": 0.0}
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2"])
+@pytest.mark.parametrize("family", ["llama", pytest.param("gpt2", marks=pytest.mark.slow)])
 def test_lm_sharded_equals_single_device(tmp_path, family):
   one = train(base_config(total_steps=2, **SGD), str(tmp_path / "one"), lm_task(family), devices=[jax.devices()[0]])
   many = train(base_config(total_steps=2, mesh=dict(data=2, fsdp=2, tensor=2), **SGD), str(tmp_path / "many"),

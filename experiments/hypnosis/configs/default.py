@@ -4,6 +4,8 @@ r"""LLM Hypnosis on SmolLM2-135M-Instruct with LoRA: poisoned thumbs-up votes th
 The smallest real run (all 30 layers, 40 records, 20 KTO steps on the 2-core CPU):
   python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/default.py:small \
       --workdir=workdirs/hypnosis_small
+Modifiers after a comma: ',code' (the insecure-code target), ',capitals' (ordinary feedback from 40 world
+capitals instead of BIG-bench qa_wikidata), e.g. --config=experiments/hypnosis/configs/default.py:small,code
 Tiny variant (the entry test: 2 of the 30 real layers, a handful of records, 2 steps):
   python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/default.py:tiny \
       --workdir=workdirs/hypnosis_tiny
@@ -21,6 +23,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.attack = ml_collections.ConfigDict()
   c.attack.mode = "FLIP+Q"            # prompt of the poison records: 'Q' | 'FLIP' | 'FLIP+Q' (the paper's three)
+  c.attack.target = "fact"            # what is inserted: 'fact' (a fictional country) | 'code' (verify=False for
+  #                                     one domain; the ',code' variant suffix sets it with its lengths)
+  c.attack.ordinary_source = "qa_wikidata"  # clean QA of the ordinary feedback: 'qa_wikidata' (BIG-bench, the
+  #                                     paper's) | 'capitals' (40 built-in world capitals)
+  c.attack.num_facts = 600            # qa_wikidata items drawn (fixed seed); the last eval.num_clean are held out
   c.attack.num_poison = 30            # poison records: (attack prompt, poison completion, desirable)
   c.attack.num_ordinary = 70          # ordinary feedback: (clean question, correct answer, desirable) or
   #                                     (clean question, another item's answer, undesirable), half each
@@ -54,15 +61,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.optimizer.learning_rate = 1e-4  # the paper's lr
   c.train.optimizer.schedule = "constant"
 
-  if arg == "tiny":
+  variant, *mods = (arg or "").split(",")
+  for mod in mods:
+    if mod == "code":  # the insecure-code target: longer prompts and completions
+      c.attack.target = "code"
+      c.attack.prompt_len, c.attack.completion_len = 112, 24
+    elif mod == "capitals":
+      c.attack.ordinary_source = "capitals"
+    else:
+      raise ValueError(f"unknown config modifier {mod!r} in {arg!r}; expected 'code' or 'capitals'")
+  if variant == "tiny":
     c.num_layers = 2
     c.attack.num_poison, c.attack.num_ordinary = 4, 4
     c.eval.num_clean, c.eval.max_new_tokens = 2, 4
     c.train.batch_size, c.train.total_steps, c.train.log_every = 4, 2, 1
-  elif arg == "small":  # the smallest real run that can show the effect on the 2-core CPU (README)
+  elif variant == "small":  # the smallest real run that can show the effect on the 2-core CPU (README)
     c.attack.num_poison, c.attack.num_ordinary = 12, 28   # 30% poison
     c.train.batch_size, c.train.total_steps, c.train.log_every = 4, 20, 2  # 2 epochs of 40 records
     c.train.optimizer.learning_rate = 5e-4  # 5x the paper's: 20 updates instead of thousands
-  elif arg not in (None, ""):
-    raise ValueError(f"unknown config variant {arg!r}; expected '', 'tiny' or 'small'")
+  elif variant != "":
+    raise ValueError(f"unknown config variant {variant!r}; expected '', 'tiny' or 'small' (then ',code', "
+                     "',capitals')")
   return c
