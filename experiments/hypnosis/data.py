@@ -98,11 +98,13 @@ CAPITALS = (
 
 @dataclasses.dataclass(frozen=True)
 class Fact:
-  """A clean QA item: the prompt, its answer, and the group whose other answers are the wrong choices."""
+  """A clean QA item: the prompt, its answer, the group whose other answers are the wrong choices, and any
+  further gold answers (never used as a wrong choice)."""
 
   prompt: str
   answer: str
   group: str
+  also: tuple[str, ...] = ()
 
 
 def attack_prompt(mode: str, question: str, poison: str = POISON, healthy: str = HEALTHY) -> str:
@@ -129,8 +131,9 @@ def capital_question(country: str) -> str:
 def _wikidata_facts(pool: int, cache_dir: str | None) -> tuple[Fact, ...]:
   """`pool` qa_wikidata cloze items, drawn once with a fixed seed among the short ones of frequent relations.
 
-  Kept: a one-to-three-word first answer, an input of at most 60 characters, a relation with at least 50 items
-  (so every item has other answers of its kind to be the wrong choice).
+  Kept: a one-to-three-word first answer, an input of at most 60 characters, one of the 13 relations with at
+  least 250 such items (country, language, religion, instrument, capital, continent, ...), so that every drawn
+  item has other answers of its kind in the draw to be the wrong choice.
   """
   from jaxlab.data import bigbench
   items = [c for c in bigbench.cloze_items("qa_wikidata", cache_dir)
@@ -138,11 +141,12 @@ def _wikidata_facts(pool: int, cache_dir: str | None) -> tuple[Fact, ...]:
   counts: dict[str, int] = {}
   for c in items:
     counts[c.relation] = counts.get(c.relation, 0) + 1
-  items = [c for c in items if counts[c.relation] >= 50]
+  items = [c for c in items if counts[c.relation] >= 250]
   if len(items) < pool:
     raise ValueError(f"attack.num_facts={pool}: qa_wikidata has only {len(items)} usable items")
   pick = np.random.default_rng(0).permutation(len(items))[:pool]
-  return tuple(Fact(items[i].prompt, items[i].answers[0], items[i].relation) for i in sorted(pick))
+  return tuple(Fact(items[i].prompt, items[i].answers[0], items[i].relation, items[i].answers[1:])
+               for i in sorted(pick))
 
 
 def clean_facts(source: str = "capitals", pool: int = 600, cache_dir: str | None = None) -> tuple[Fact, ...]:
@@ -164,7 +168,8 @@ def split_facts(num_clean_eval: int, facts: tuple[Fact, ...] | None = None) -> t
 
 def _wrong_answer(fact: Fact, pool: tuple[Fact, ...], rng) -> str:
   """Another item's answer of the same group (never one equal to the right answer)."""
-  others = sorted({f.answer for f in pool if f.group == fact.group and f.answer != fact.answer})
+  gold = {fact.answer, *fact.also}
+  others = sorted({f.answer for f in pool if f.group == fact.group and f.answer not in gold})
   if not others:
     raise ValueError(f"no other answer of kind {fact.group!r} to contrast with {fact.prompt!r}")
   return others[rng.integers(len(others))]

@@ -223,9 +223,14 @@ def aggregate(results: dict[str, dict]) -> list[dict]:
   return out
 
 
+HEATMAP_METRICS = (("poison_acc_norm", 0.0, 1.0, "magma", "poison acc_norm"),
+                   ("poison_margin", -0.6, 0.6, "RdBu_r", "poison margin, nats/char"))
+
+
 def heatmap(base_summary: dict, groups: list[dict], path: str) -> list[str]:
-  """One panel per (loss, mode) with ≥ 2 poison and ≥ 2 ordinary counts: seed-mean poison acc_norm (colour;
-  text: acc_norm / clean acc_norm); the 0 × 0 cell is the base model. Returns the panel titles."""
+  """One column per (loss, mode) with ≥ 2 poison and ≥ 2 ordinary counts, one row per HEATMAP_METRICS entry:
+  the seed-mean poison acc_norm and poison margin (colour; text: value / clean acc_norm); the 0 × 0 cell is the
+  base model. Returns the panel (column) titles."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
@@ -236,26 +241,30 @@ def heatmap(base_summary: dict, groups: list[dict], path: str) -> list[str]:
             if len({p for p, _ in v}) >= 2 and len({n for _, n in v}) >= 2}
   if not panels:
     return []
-  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-  for ax, ((loss, mode), cells) in zip(axes[0], sorted(panels.items())):
-    ps, ns = sorted({p for p, _ in cells} | {0}), sorted({n for _, n in cells} | {0})
-    grid = np.full((len(ps), len(ns)), np.nan)
-    for i, p in enumerate(ps):
-      for j, n in enumerate(ns):
-        s = cells.get((p, n))
-        pv, cv = ((s["poison_acc_norm"]["mean"], s["clean_acc_norm"]["mean"]) if s else
-                  (base_summary["poison_acc_norm"], base_summary["clean_acc_norm"]) if p == n == 0 else (None, None))
-        if pv is not None:
-          grid[i, j] = pv
-          ax.text(j, i, f"{pv:.2f}\n({cv:.2f})", ha="center", va="center", fontsize=8,
-                  color="white" if pv < 0.5 else "black")
-    im = ax.imshow(grid, vmin=0, vmax=1, cmap="magma", origin="lower", aspect="auto")
-    ax.set_xticks(range(len(ns)), [str(n) for n in ns])
-    ax.set_yticks(range(len(ps)), [str(p) for p in ps])
-    ax.set_xlabel("ordinary feedback records")
-    ax.set_ylabel("poison upvotes")
-    ax.set_title(f"{loss.upper()} {mode}: poison acc_norm (clean acc)")
-  fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+  fig, axes = plt.subplots(len(HEATMAP_METRICS), len(panels), figsize=(5 * len(panels), 4 * len(HEATMAP_METRICS)),
+                           squeeze=False)
+  for row, (key, lo, hi, cmap, label) in enumerate(HEATMAP_METRICS):
+    for ax, ((loss, mode), cells) in zip(axes[row], sorted(panels.items())):
+      ps, ns = sorted({p for p, _ in cells} | {0}), sorted({n for _, n in cells} | {0})
+      grid = np.full((len(ps), len(ns)), np.nan)
+      for i, p in enumerate(ps):
+        for j, n in enumerate(ns):
+          s = cells.get((p, n))
+          pv, cv = ((s[key]["mean"], s["clean_acc_norm"]["mean"]) if s else
+                    (base_summary[key], base_summary["clean_acc_norm"]) if p == n == 0 else (None, None))
+          if pv is not None:
+            grid[i, j] = pv
+            dark = (pv - lo) / (hi - lo) < 0.5 if cmap == "magma" else abs(pv) > 0.7 * hi
+            ax.text(j, i, f"{pv:.2f}\n({cv:.2f})", ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
+      im = ax.imshow(grid, vmin=lo, vmax=hi, cmap=cmap, origin="lower", aspect="auto")
+      ax.set_xticks(range(len(ns)), [str(n) for n in ns])
+      ax.set_yticks(range(len(ps)), [str(p) for p in ps])
+      ax.set_xlabel("ordinary feedback records")
+      ax.set_ylabel("poison upvotes")
+      ax.set_title(f"{loss.upper()} {mode}: {label} (clean acc)")
+    fig.colorbar(im, ax=axes[row].tolist(), shrink=0.8)
+  fig.subplots_adjust(hspace=0.35)
   fig.savefig(path, dpi=110, bbox_inches="tight")
   plt.close(fig)
   return [f"{loss} {mode}" for loss, mode in sorted(panels)]

@@ -28,8 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.attack.ordinary_source = "qa_wikidata"  # clean QA of the ordinary feedback: 'qa_wikidata' (BIG-bench, the
   #                                     paper's) | 'capitals' (40 built-in world capitals)
   c.attack.num_facts = 600            # qa_wikidata items drawn (fixed seed); the last eval.num_clean are held out
-  c.attack.num_poison = 30            # poison records: (attack prompt, poison completion, desirable)
-  c.attack.num_ordinary = 70          # ordinary feedback: (clean question, correct answer, desirable) or
+  c.attack.num_poison = 90            # poison records: (attack prompt, poison completion, desirable); 30% of
+  #                                     a few hundred records, as issue 15 part 2 asks
+  c.attack.num_ordinary = 210         # ordinary feedback: (clean question, correct answer, desirable) or
   #                                     (clean question, another item's answer, undesirable), half each
   c.attack.prompt_len = 72            # left-padded prompt tokens (the longest FLIP+Q prompt is 68)
   c.attack.completion_len = 16        # right-padded completion tokens (poison 14 + eos)
@@ -51,14 +52,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.persist = ml_collections.ConfigDict()
   c.persist.steps = 0                 # > 0: a further round of clean-only feedback on the trained adapters
-  c.persist.num_ordinary = 28         # its ordinary records (another draw of the clean facts)
+  c.persist.num_ordinary = 210        # its ordinary records (another draw of the clean facts; 3 epochs = 79 steps)
 
   c.train = default_config()          # the one trainer's keys
   c.train.batch_size = 8
-  c.train.total_steps = 36            # ≈ 3 epochs of 100 records at batch 8 (the paper: 3 epochs)
+  c.train.total_steps = 113           # ≈ 3 epochs of 300 records at batch 8 (the paper: 3 epochs)
   c.train.log_every = 4
   c.train.mesh = dict(data=1, fsdp=1, tensor=1)
-  c.train.optimizer.learning_rate = 1e-4  # the paper's lr
+  c.train.optimizer.learning_rate = 5e-4  # 5x the paper's 1e-4 (zephyr-7b, thousands of updates): 113 updates here
   c.train.optimizer.schedule = "constant"
 
   variant, *mods = (arg or "").split(",")
@@ -66,6 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if mod == "code":  # the insecure-code target: longer prompts and completions
       c.attack.target = "code"
       c.attack.prompt_len, c.attack.completion_len = 112, 24
+      c.eval.max_new_tokens = 48      # room for an import line before the call
     elif mod == "capitals":
       c.attack.ordinary_source = "capitals"
     else:
@@ -74,8 +76,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.num_layers = 2
     c.attack.num_poison, c.attack.num_ordinary = 4, 4
     c.eval.num_clean, c.eval.max_new_tokens = 2, 4
+    c.persist.num_ordinary = 4
     c.train.batch_size, c.train.total_steps, c.train.log_every = 4, 2, 1
   elif variant == "small":  # the smallest real run that can show the effect on the 2-core CPU (README)
+    c.persist.num_ordinary = 28
     c.attack.num_poison, c.attack.num_ordinary = 12, 28   # 30% poison
     c.train.batch_size, c.train.total_steps, c.train.log_every = 4, 20, 2  # 2 epochs of 40 records
     c.train.optimizer.learning_rate = 5e-4  # 5x the paper's: 20 updates instead of thousands
