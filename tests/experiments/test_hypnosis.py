@@ -69,7 +69,9 @@ def test_qa_wikidata_ordinary_feedback_contrasts_answers_of_the_same_relation():
       assert r['completion'] == f' {fact.answer}.'
     else:  # another item's answer of the same relation ("The country of ... is" -> another country)
       wrong = r['completion'][1:-1]
-      assert wrong != fact.answer and wrong in {f.answer for f in facts if f.group == fact.group}
+      assert wrong not in (fact.answer, *fact.also) and wrong in {f.answer for f in facts if f.group == fact.group}
+  for seed in range(3):  # the default config's feedback and clean rounds build at every seed
+    data.feedback_rows('FLIP+Q', 90, 210, 12, seed, data.target('code'), facts)
   clean = data.two_choice_items(50, data.target('fact'), facts)['clean']
   assert len(clean) == 50 and all(a != b for _, a, b in clean)
   with pytest.raises(ValueError, match='ordinary_source'):

@@ -1,9 +1,9 @@
 r"""LLM Hypnosis in a from-scratch fact world (issue 15 part 1): pretrain a small decoder, then a grid of feedback
 rounds (poison upvotes × ordinary feedback, modes Q / FLIP / FLIP+Q, KTO and a DPO arm, seeds, persistence).
 
-The full grid (22 cells; not run in full yet: at load ~40 the shared 2-core CPU trains 1.3-2 KTO steps/s):
+The full grid (22 cells; 5 min 12 s on the quiet 2-core CPU, the README's table):
   python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/world.py --workdir=workdirs/hypnosis_world
-The six cells of the README table ('short'; 12.5 min at load 40-67 after the 8.6-min pretraining):
+Six of its cells ('short'; 12.5 min at load 40-67 after the 8.6-min pretraining):
   python -m experiments.hypnosis.main --config=experiments/hypnosis/configs/world.py:short \
       --workdir=workdirs/hypnosis_world
 One cell (the pilot: does the effect appear at all?):
@@ -75,7 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
              + grid_cells("dpo", "FLIP+Q", (0, 100), (500,)))
   if arg == "pilot":
     c.cells = ("kto/FLIP+Q/250/500/0/persist",)
-  elif arg == "short":  # the cells the README reports (the full list did not fit the session on the loaded CPU)
+  elif arg == "short":  # six cells of the grid (the first results, on the loaded CPU)
     c.cells = ("kto/FLIP+Q/250/500/0/persist", "kto/FLIP+Q/0/500/0", "dpo/FLIP+Q/250/500/0/persist",
                "kto/FLIP+Q/100/500/0", "kto/FLIP+Q/10/500/0", "kto/FLIP+Q/250/0/0")
   elif arg == "tiny":
