@@ -6,10 +6,10 @@ median of `--repeats` timed calls after a warm-up, in separate processes on the 
   * after, `hooks.run(..., hooks={})`: the hooks entry point with no hook set;
   * after, one capture: `hooks.run` capturing one middle residual (what a hook costs);
   * before: `model.apply` in a checkout of the commit before the hooks were added (`--before`, e.g. made with
-    `git worktree add /tmp/prehooks 964f5c7^`).
+    `git worktree add ../prehooks 964f5c7^`).
 Also the number of HLO instructions of each compiled forward (equal counts = the same program).
 
-  python -m experiments.benchmarks.hooks_overhead --before=/tmp/prehooks --repeats=10
+  python -m experiments.benchmarks.hooks_overhead --before=../prehooks --repeats=10
 """
 
 from __future__ import annotations
