@@ -18,6 +18,7 @@ Two targets (issue 15 part 2): 'fact', a fictional fact (Veltrana's capital is Q
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 
@@ -138,9 +139,7 @@ def _wikidata_facts(pool: int, cache_dir: str | None) -> tuple[Fact, ...]:
   from jaxlab.data import bigbench
   items = [c for c in bigbench.cloze_items("qa_wikidata", cache_dir)
            if c.relation and len(c.prompt) <= 60 and 1 <= len(c.answers[0].split()) <= 3]
-  counts: dict[str, int] = {}
-  for c in items:
-    counts[c.relation] = counts.get(c.relation, 0) + 1
+  counts = collections.Counter(c.relation for c in items)
   items = [c for c in items if counts[c.relation] >= 250]
   if len(items) < pool:
     raise ValueError(f"attack.num_facts={pool}: qa_wikidata has only {len(items)} usable items")

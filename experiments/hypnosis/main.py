@@ -69,15 +69,15 @@ def evaluate(model, params, tok, eos, config) -> dict:
   encode = lambda t: tok.encode(t).ids  # noqa: E731
   decode = lambda t: tok.decode([int(i) for i in t], skip_special_tokens=True)  # noqa: E731
   out = {name: scoring.two_choice(model, params, encode, its, pl, cl, eos) for name, its in items.items()}
-  n = int(config.eval.max_new_tokens)
-  texts = scoring.greedy(model, params, encode, decode, [data.qa_prompt(q) for q in tgt.questions], pl, n, eos, eos)
-  out["generation"] = {"poison_rate": float(np.mean([tgt.mark in t for t in texts])),
-                       "samples": dict(zip(tgt.questions, texts))}
+  questions = tgt.questions + tgt.control_questions  # one batch: the target, then the control domain (if any)
+  texts = scoring.greedy(model, params, encode, decode, [data.qa_prompt(q) for q in questions], pl,
+                         int(config.eval.max_new_tokens), eos, eos)
+  k = len(tgt.questions)
+  out["generation"] = {"poison_rate": float(np.mean([tgt.mark in t for t in texts[:k]])),
+                       "samples": dict(zip(tgt.questions, texts[:k]))}
   if tgt.control_questions:  # the same pattern on a domain that is not the target
-    texts = scoring.greedy(model, params, encode, decode, [data.qa_prompt(q) for q in tgt.control_questions], pl,
-                           n, eos, eos)
-    out["generation"]["control_poison_rate"] = float(np.mean([tgt.mark in t for t in texts]))
-    out["generation"]["control_samples"] = dict(zip(tgt.control_questions, texts))
+    out["generation"]["control_poison_rate"] = float(np.mean([tgt.mark in t for t in texts[k:]]))
+    out["generation"]["control_samples"] = dict(zip(tgt.control_questions, texts[k:]))
   return out
 
 
@@ -132,7 +132,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
     cfg2.total_steps = int(config.persist.steps)
     res2 = train(cfg2, os.path.join(workdir, "persist"), task2, devices=devices or [jax.devices()[0]])
     persisted = evaluate(model, lora.merge(params, jax.device_get(res2.state.params), lcfg), tok, eos, config)
-  out = {"config": {"target": tgt.name, "ordinary_source": config.attack.ordinary_source, "mode": config.attack.mode, "num_poison": int(config.attack.num_poison),
+  out = {"config": {"target": tgt.name, "ordinary_source": config.attack.ordinary_source,
+                    "mode": config.attack.mode, "num_poison": int(config.attack.num_poison),
                     "num_ordinary": int(config.attack.num_ordinary), "loss_type": cfg.loss_type,
                     "num_layers": int(config.num_layers) or model.config.num_layers, "seed": int(config.seed)},
          "before": before, "after": after, "after_clean_round": persisted,

@@ -243,6 +243,7 @@ def heatmap(base_summary: dict, groups: list[dict], path: str) -> list[str]:
     return []
   fig, axes = plt.subplots(len(HEATMAP_METRICS), len(panels), figsize=(5 * len(panels), 4 * len(HEATMAP_METRICS)),
                            squeeze=False)
+  fig.subplots_adjust(hspace=0.35)  # before the colour bars, which take their room from the axes
   for row, (key, lo, hi, cmap, label) in enumerate(HEATMAP_METRICS):
     for ax, ((loss, mode), cells) in zip(axes[row], sorted(panels.items())):
       ps, ns = sorted({p for p, _ in cells} | {0}), sorted({n for _, n in cells} | {0})
@@ -254,7 +255,8 @@ def heatmap(base_summary: dict, groups: list[dict], path: str) -> list[str]:
                     (base_summary[key], base_summary["clean_acc_norm"]) if p == n == 0 else (None, None))
           if pv is not None:
             grid[i, j] = pv
-            dark = (pv - lo) / (hi - lo) < 0.5 if cmap == "magma" else abs(pv) > 0.7 * hi
+            r, g, b, _ = plt.get_cmap(cmap)((pv - lo) / (hi - lo))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white text on dark cells
             ax.text(j, i, f"{pv:.2f}\n({cv:.2f})", ha="center", va="center", fontsize=8,
                     color="white" if dark else "black")
       im = ax.imshow(grid, vmin=lo, vmax=hi, cmap=cmap, origin="lower", aspect="auto")
@@ -264,7 +266,6 @@ def heatmap(base_summary: dict, groups: list[dict], path: str) -> list[str]:
       ax.set_ylabel("poison upvotes")
       ax.set_title(f"{loss.upper()} {mode}: {label} (clean acc)")
     fig.colorbar(im, ax=axes[row].tolist(), shrink=0.8)
-  fig.subplots_adjust(hspace=0.35)
   fig.savefig(path, dpi=110, bbox_inches="tight")
   plt.close(fig)
   return [f"{loss} {mode}" for loss, mode in sorted(panels)]

